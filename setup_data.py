@@ -311,6 +311,8 @@ def write_drums(folder: Path, seed: int) -> int:
         "val_styles": style_idx[val_idx].astype(np.int64),
         "train_pattern_idx": train_idx.astype(np.int64),
         "val_pattern_idx": val_idx.astype(np.int64),
+        "instruments": np.array(drum_process.INSTRUMENTS),
+        "styles": np.array(drum_process.STYLES),
         "cell_probabilities": cell_probabilities,
         "noise_probability": np.float64(drum_process.NOISE_PROBABILITY),
         "seed": np.int64(seed),
