@@ -63,7 +63,7 @@ FONT_STYLES = {
 }
 
 # Glyph rendering and per-sample jitter. Lengths are in pixels of the 28x28 image.
-RENDER_FONT_SIZE = 192  # font size (px) of the cached high-resolution glyphs
+RENDER_FONT_SIZE = 96  # font size (px) of the cached glyphs: cap height about 70 px, over 3x the target
 TARGET_HEIGHT = 21.0  # ink height of an unjittered glyph
 SIZE_JITTER = 0.10  # ink height is TARGET_HEIGHT times a factor uniform in [0.9, 1.1]
 MIN_HEIGHT = 18  # a glyph too wide for the canvas shrinks no lower than this, then is squeezed
