@@ -8,8 +8,9 @@ Usage::
 ``load_letter_classifier()`` trains the network once on the font train split
 and caches it as ``<font_dir>/letter_classifier.pth`` together with the
 training seed, the val accuracy, the per-letter confusions and a SHA-256
-fingerprint of the dataset's ``metadata.json``. A cache whose fingerprint does
-not match the dataset (data regenerated with another seed) is retrained.
+fingerprint of the dataset (``metadata.json`` and a sample of the images). A
+cache whose fingerprint does not match the dataset (data regenerated with
+another seed or renderer) is retrained.
 
 Input range is always explicit: generator outputs are in [-1, 1] (the default
 ``value_range``), dataset images in [0, 1] (pass ``value_range=(0.0, 1.0)``).
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import string
 import time
 import warnings
@@ -152,12 +154,30 @@ def images_to_ink(x: torch.Tensor, value_range=GENERATOR_RANGE) -> torch.Tensor:
     return 1.0 - brightness
 
 
+FINGERPRINT_IMAGES = 64  # images hashed into the dataset fingerprint, spread evenly over the splits
+
+
 def dataset_fingerprint(font_dir) -> str:
-    """Return the SHA-256 hex digest of ``<font_dir>/metadata.json``, which records the data seed."""
-    metadata = Path(font_dir) / "metadata.json"
-    if not metadata.exists():
-        raise FileNotFoundError(missing_data_message(metadata))
-    return hashlib.sha256(metadata.read_bytes()).hexdigest()
+    """Return a SHA-256 hex digest of ``metadata.json`` and an even sample of the PNG files.
+
+    The metadata records the data seed and the file list. The sampled images
+    also change when the renderer changes under the same seed. Hashing a
+    sample keeps the check in milliseconds, so it runs on every load.
+    """
+    font_dir = Path(font_dir)
+    metadata_path = font_dir / "metadata.json"
+    if not metadata_path.exists():
+        raise FileNotFoundError(missing_data_message(metadata_path))
+    metadata_bytes = metadata_path.read_bytes()
+    digest = hashlib.sha256(metadata_bytes)
+
+    metadata = json.loads(metadata_bytes)
+    files = [font_dir / split / entry["filename"]
+             for split in ("train", "val") for entry in metadata.get(f"{split}_samples", [])]
+    stride = max(1, len(files) // FINGERPRINT_IMAGES)
+    for path in files[::stride]:
+        digest.update(path.read_bytes() if path.exists() else b"missing")
+    return digest.hexdigest()
 
 
 def _load_split(font_dir: Path, split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -393,7 +413,7 @@ def _read_cache(cache_path: Path, fingerprint: str, verbose: bool) -> dict | Non
     if checkpoint.get("format") != CACHE_FORMAT:
         reason = f"cache format {checkpoint.get('format')} differs from {CACHE_FORMAT}"
     elif checkpoint.get("dataset_fingerprint") != fingerprint:
-        reason = "it was trained on a different dataset (metadata.json fingerprint differs)"
+        reason = "it was trained on a different dataset (the fingerprint of metadata.json and images differs)"
     else:
         return checkpoint
     if verbose:

@@ -126,6 +126,15 @@ def test_stale_cache_retrained(small_font_dir, capsys):
     assert "different dataset" in capsys.readouterr().out
 
 
+def test_rerendered_image_invalidates_cache(small_font_dir, capsys):
+    load_letter_classifier(small_font_dir, verbose=False)
+    first, second = sorted((small_font_dir / "train").glob("*.png"))[:2]
+    first.write_bytes(second.read_bytes())  # same file list and seed, different pixels
+
+    load_letter_classifier(small_font_dir, verbose=True)
+    assert "different dataset" in capsys.readouterr().out
+
+
 def test_corrupt_cache_retrained(small_font_dir):
     (small_font_dir / CACHE_NAME).write_bytes(b"not a checkpoint")
     with pytest.warns(UserWarning, match="retraining"):
