@@ -62,8 +62,8 @@ FONT_STYLES = {
     "display": ("DejaVuSerif-Bold.ttf", 1.0),
 }
 
-# Glyph rendering and per-sample jitter. Lengths are in pixels of the 28x28 image.
-RENDER_FONT_SIZE = 96  # font size (px) of the cached glyphs: cap height about 70 px, over 3x the target
+# Glyph rendering and per-sample jitter. Lengths after RENDER_FONT_SIZE are pixels of the 28x28 image.
+RENDER_FONT_SIZE = 96  # font size (px) of the cached glyphs, so a cap height near 70 px, over 3x the target
 TARGET_HEIGHT = 21.0  # ink height of an unjittered glyph
 SIZE_JITTER = 0.10  # ink height is TARGET_HEIGHT times a factor uniform in [0.9, 1.1]
 MIN_HEIGHT = 18  # a glyph too wide for the canvas shrinks no lower than this, then is squeezed
@@ -325,25 +325,30 @@ def write_drums(folder: Path, seed: int) -> int:
 def write_dataset_atomically(target: Path, write_fn, seed: int) -> int:
     """Run ``write_fn(folder, seed)`` on a temporary folder, then rename it to ``target``.
 
-    An existing ``target`` is replaced only after the new data is complete.
-    Returns what ``write_fn`` returns.
+    An existing ``target`` is replaced only after the new data is complete,
+    and it is restored if the swap itself is interrupted. Returns what
+    ``write_fn`` returns.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new-"))
+    retired = None
     try:
         count = write_fn(staging, seed)
         os.chmod(staging, 0o755)  # mkdtemp creates 0700
         if target.exists():
             retired = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.old-"))
             os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired)
-        else:
-            os.replace(staging, target)
+        os.replace(staging, target)
     except BaseException:
-        # Also on KeyboardInterrupt: remove the partial folder, keep any previous dataset.
+        # Also on KeyboardInterrupt: drop the partial folder and keep the previous dataset.
         shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None and (retired / target.name).exists() and not target.exists():
+            os.replace(retired / target.name, target)
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
         raise
+    if retired is not None:
+        shutil.rmtree(retired)
     return count
 
 
