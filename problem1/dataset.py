@@ -50,6 +50,10 @@ class FontDataset(Dataset):
         if not self.data_dir.is_dir():
             raise FileNotFoundError(missing_data_message(self.data_dir))
 
+        if not (self.data_dir / "metadata.json").exists() and (self.data_dir / "fonts" / "metadata.json").exists():
+            raise FileNotFoundError(
+                f"no metadata.json in {self.data_dir}: pass the fonts folder itself, {self.data_dir / 'fonts'}"
+            )
         self.metadata = read_metadata(self.data_dir / "metadata.json")
         self.letters = list(self.metadata["letters"])
         self.font_styles = list(self.metadata.get("font_styles", []))

@@ -60,6 +60,11 @@ class DrumPatternDataset(Dataset):
         elif json_path.exists():
             contents = read_json_split(json_path, split)
             self.source = json_path
+        elif (self.data_dir / "drums").is_dir():
+            raise FileNotFoundError(
+                f"no patterns.npz or patterns.json in {self.data_dir}: pass the drums folder itself, "
+                f"{self.data_dir / 'drums'}"
+            )
         else:
             raise FileNotFoundError(
                 f"neither {npz_path.name} nor {json_path.name} found in {self.data_dir}: "

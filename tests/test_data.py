@@ -447,6 +447,13 @@ def test_drum_missing_files(drum_copy):
         DrumPatternDataset(drum_copy, "train")
 
 
+def test_loaders_hint_dataset_folder(data_dir):
+    with pytest.raises(FileNotFoundError, match="pass the fonts folder itself"):
+        FontDataset(data_dir, "train")
+    with pytest.raises(FileNotFoundError, match="pass the drums folder itself"):
+        DrumPatternDataset(data_dir, "train")
+
+
 def test_drum_missing_folder(tmp_path):
     with pytest.raises(FileNotFoundError, match="python setup_data.py --seed 641"):
         DrumPatternDataset(tmp_path / "absent", "train")
