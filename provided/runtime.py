@@ -52,6 +52,10 @@ def _atomic_write(path: Path, write_fn, mode: str) -> None:
             write_fn(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp creates the file as 0600; give it the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp_name, 0o666 & ~umask)
         os.replace(tmp_name, path)
     except BaseException:
         # Also on KeyboardInterrupt: never leave a partial file under the final name.
