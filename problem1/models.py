@@ -115,10 +115,10 @@ class Discriminator(nn.Module):
     layer from the flattened features [B, 2304] to one logit [B, 1]; the
     minibatch-discrimination remedy swaps it for its own module.
 
-    There is no BatchNorm here: real and generated images pass through the
-    network in one batch, and batch statistics would let each half see the
-    other. When conditional, the one-hot letter enters as 26 constant
-    28x28 input channels, so every convolution sees the label.
+    There is no BatchNorm here: the training loop passes real and generated
+    images through the network as one batch, and batch statistics would mix
+    the two halves. When conditional, the one-hot letter enters as 26
+    constant 28x28 input channels, so every convolution receives the label.
     """
 
     def __init__(self, conditional: bool = False, num_classes: int = NUM_LETTERS):
@@ -156,7 +156,7 @@ class Discriminator(nn.Module):
 
         This is the last convolutional layer, the representation on which the
         real/fake decision is a single linear map. Matching its batch mean
-        asks the generator to reproduce the statistics the discriminator
+        makes the generator reproduce the statistics the discriminator
         actually uses, not only low-level stroke statistics of the first layers.
         """
         return self.features(self._network_input(img, class_label)).flatten(1)
