@@ -6,7 +6,11 @@
 """
 from __future__ import annotations
 
+import argparse
+import json
 import math
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -14,11 +18,16 @@ from sklearn.metrics import precision_recall_fscore_support
 from sklearn.neighbors import KNeighborsClassifier
 from torch.nn import functional as F
 
-from problem2.hierarchical_vae import HierarchicalDrumVAE
+from problem2.dataset import DrumPatternDataset
+from problem2.hierarchical_vae import HierarchicalDrumVAE, load_vae_checkpoint
 from problem2.training_utils import (analyze_posterior_collapse, fixed_seed, gaussian_log_density,
                                      patterns_tensor, posterior_means, sample_style_patterns)
 from provided.drum_oracle import DrumOracle, forward_kl, paired_forward_kl
 from provided.metrics import drum_pattern_validity, sequence_diversity
+from provided.paths import DEFAULT_DRUM_DIR, PROBLEM2_RESULTS
+from provided.runtime import DEVICE_CHOICES, atomic_write_json, select_device
+
+ENTROPY_SAMPLES = 200_000  # Monte Carlo draws for H(X); its standard error is about 0.02 nats
 
 
 def iwae_log_weights(model: HierarchicalDrumVAE, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -51,7 +60,7 @@ def iwae_log_likelihood(model: HierarchicalDrumVAE, data, k: int = 1000, device=
 
     log p(x) >= E[log (1/k) sum_i w_i], which tightens as k grows and equals
     the ELBO at k = 1. The k samples are drawn ``chunk_size`` at a time for
-    ``batch_size`` patterns, so memory holds about chunk_size * batch_size * 144
+    ``batch_size`` patterns, so memory use is about chunk_size * batch_size * 144
     floats however large k is.
     """
     if k < 1:
@@ -114,19 +123,22 @@ def knn_style_accuracy(model: HierarchicalDrumVAE, train_patterns, train_styles,
 
 
 def generated_pattern_metrics(model: HierarchicalDrumVAE, oracle: DrumOracle, patterns, styles,
-                              n_per_style: int = 200, temperature: float = 1.0, device="cpu",
-                              seed: int = 0) -> dict:
+                              n_per_style: int = 200, temperature: float = 1.0, method: str = "region",
+                              device="cpu", seed: int = 0) -> dict:
     """Score patterns generated per style (``sample_style_patterns``) with the true distribution.
 
-    Returns ``style_accuracy`` (share whose Bayes-optimal oracle style is the
-    intended one), ``style_accuracy_per_style`` (list of 5), ``neg_log_p_true``
-    (mean -log p_true, nats per pattern; inf when a pattern has probability 0),
-    ``validity`` (mean ``drum_pattern_validity``) and ``diversity``
-    (``sequence_diversity`` within each style, averaged over styles).
+    Returns a dict with these keys:
+
+    - ``style_accuracy``: share of patterns whose Bayes-optimal oracle style is
+      the intended one, and ``style_accuracy_per_style``, the same per style.
+    - ``neg_log_p_true``: mean -log p_true in nats per pattern (inf when a
+      pattern has probability 0).
+    - ``validity``: mean ``drum_pattern_validity``.
+    - ``diversity``: ``sequence_diversity`` within each style, averaged over styles.
     """
     generated, intended = sample_style_patterns(model, patterns, styles, n_per_style,
                                                 n_styles=oracle.n_styles, temperature=temperature,
-                                                device=device, seed=seed)
+                                                method=method, device=device, seed=seed)
     generated = generated.numpy().astype(np.uint8)
     predicted = oracle.predict_style(generated)
     per_style = [float((predicted[intended == s] == s).mean()) for s in range(oracle.n_styles)]
@@ -134,6 +146,7 @@ def generated_pattern_metrics(model: HierarchicalDrumVAE, oracle: DrumOracle, pa
     return {
         "n_per_style": n_per_style,
         "temperature": temperature,
+        "method": method,
         "style_accuracy": float((predicted == intended).mean()),
         "style_accuracy_per_style": per_style,
         "neg_log_p_true": float(-oracle.log_prob(generated).mean()),
@@ -190,7 +203,7 @@ def evaluate_model(model: HierarchicalDrumVAE, train_set, val_set, oracle: DrumO
         fresh_patterns, _ = oracle.sample(fresh_samples, seed=seed)
         result["fresh"] = likelihood_metrics(model, oracle, fresh_patterns, entropy, k, device, seed)
     result["reconstruction"] = reconstruction_metrics(model, val_set.patterns, device)
-    result["posterior_collapse"] = analyze_posterior_collapse(model, val_set.patterns, device, seed=seed)
+    result["posterior_collapse"] = analyze_posterior_collapse(model, val_set.patterns, device)
     result["knn_style_accuracy"] = knn_style_accuracy(model, train_set.patterns, train_styles,
                                                       val_set.patterns, val_set.styles, device)
     result["generated"] = generated_pattern_metrics(model, oracle, train_set.patterns, train_styles,
@@ -208,3 +221,172 @@ def format_evaluation(evaluation: dict) -> str:
             f"{val['paired_kl_standard_error']:.2f}), recon acc {evaluation['reconstruction']['bit_accuracy']:.2%}, "
             f"AU {collapse['active_units_low']}/{collapse['active_units_high']}, "
             f"kNN {evaluation['knn_style_accuracy']:.1%}, generated style acc {generated['style_accuracy']:.1%}")
+
+
+# ---------------------------------------------------------------------------
+# Command line: evaluate one run, or tabulate several
+
+COMPARISON_COLUMNS = (
+    ("run", "run"),
+    ("schedule", "anneal"),
+    ("free bits (low/high)", "free_bits"),
+    ("best epoch", "epoch"),
+    ("val NLL (nats)", "val_nll"),
+    ("KL to truth, val (nats)", "kl_val"),
+    ("KL to truth, paired val", "kl_paired"),
+    ("KL to truth, fresh draws", "kl_fresh"),
+    ("recon bit acc", "bit_accuracy"),
+    ("hit F1", "hit_f1"),
+    ("active units low/high", "active_units"),
+    ("KL low/high (nats)", "kl_levels"),
+    ("kNN style acc (z_high)", "knn"),
+    ("generated style acc", "generated_accuracy"),
+    ("generated -log p_true", "generated_nll"),
+    ("validity", "validity"),
+    ("diversity", "diversity"),
+)
+
+
+def _read_json(path: Path) -> dict:
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def comparison_row(run_dir: Path, evaluation: dict, config: dict) -> dict:
+    """Return the cells of one run's row in the comparison table, formatted as text."""
+    val = evaluation["val"]
+    collapse = evaluation["posterior_collapse"]
+    generated = evaluation["generated"]
+    free_bits_high = config.get("free_bits_high")
+    row = {
+        "run": run_dir.name,
+        "anneal": str(config.get("anneal", "?")),
+        "free_bits": f"{config.get('free_bits', 0):g}/{config.get('free_bits', 0) if free_bits_high is None else free_bits_high:g}",
+        "epoch": str(evaluation.get("epoch", "?")),
+        "val_nll": f"{val['nll']:.2f} ± {val['nll_standard_error']:.2f}",
+        "kl_val": f"{val['kl_to_truth']:.2f}",
+        "kl_paired": f"{val['paired_kl']:.2f} ± {val['paired_kl_standard_error']:.2f}",
+        "kl_fresh": "-",
+        "bit_accuracy": f"{evaluation['reconstruction']['bit_accuracy']:.2%}",
+        "hit_f1": f"{evaluation['reconstruction']['hit_f1']:.3f}",
+        "active_units": f"{collapse['active_units_low']}/{collapse['active_units_high']}",
+        "kl_levels": f"{collapse['kl_low']:.2f}/{collapse['kl_high']:.2f}",
+        "knn": f"{evaluation['knn_style_accuracy']:.1%}",
+        "generated_accuracy": f"{generated['style_accuracy']:.1%}",
+        "generated_nll": f"{generated['neg_log_p_true']:.2f}",
+        "validity": f"{generated['validity']:.3f}",
+        "diversity": f"{generated['diversity']:.3f}",
+    }
+    if "fresh" in evaluation:
+        fresh = evaluation["fresh"]
+        row["kl_fresh"] = f"{fresh['paired_kl']:.2f} ± {fresh['paired_kl_standard_error']:.2f}"
+    return row
+
+
+def comparison_table(rows: list[dict]) -> str:
+    """Return a markdown table of comparison rows (dicts keyed like ``COMPARISON_COLUMNS``)."""
+    lines = ["| " + " | ".join(title for title, _ in COMPARISON_COLUMNS) + " |",
+             "|" + "---|" * len(COMPARISON_COLUMNS)]
+    for row in rows:
+        lines.append("| " + " | ".join(row[key] for _, key in COMPARISON_COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def evaluate_run(run_dir: Path, data_dir: Path, k: int, fresh_samples: int, device, seed: int) -> dict:
+    """Evaluate ``run_dir/best_model.pth``, write ``run_dir/evaluation.json`` and return the result."""
+    model, checkpoint = load_vae_checkpoint(run_dir / "best_model.pth", map_location=device)
+    train_set = DrumPatternDataset(data_dir, "train")
+    val_set = DrumPatternDataset(data_dir, "val")
+    oracle = DrumOracle.from_data_dir(data_dir)
+    entropy, entropy_se = oracle.entropy(ENTROPY_SAMPLES, seed=0)
+    evaluation = evaluate_model(model, train_set, val_set, oracle, entropy, k=k, fresh_samples=fresh_samples,
+                                device=device, seed=seed)
+    evaluation["epoch"] = checkpoint.get("epoch")
+    evaluation["entropy_standard_error"] = entropy_se
+    atomic_write_json(evaluation, run_dir / "evaluation.json")
+    return evaluation
+
+
+def print_evaluation(evaluation: dict) -> None:
+    val = evaluation["val"]
+    print(f"H(X) = {val['entropy']:.3f} nats per pattern (oracle)")
+    print(f"val NLL = {val['nll']:.3f} +- {val['nll_standard_error']:.3f} nats (IWAE, k = {val['iwae_samples']}, "
+          f"{val['n_patterns']} patterns)")
+    print(f"KL(p_true || model) = NLL - H(X) = {val['kl_to_truth']:.3f} nats; paired estimate "
+          f"{val['paired_kl']:.3f} +- {val['paired_kl_standard_error']:.3f}")
+    if "fresh" in evaluation:
+        fresh = evaluation["fresh"]
+        print(f"on {fresh['n_patterns']} fresh oracle draws: NLL = {fresh['nll']:.3f} +- "
+              f"{fresh['nll_standard_error']:.3f}, KL = {fresh['kl_to_truth']:.3f}, paired "
+              f"{fresh['paired_kl']:.3f} +- {fresh['paired_kl_standard_error']:.3f} nats")
+    reconstruction = evaluation["reconstruction"]
+    print(f"reconstruction (val): bit accuracy {reconstruction['bit_accuracy']:.2%}, hit F1 "
+          f"{reconstruction['hit_f1']:.3f}")
+    collapse = evaluation["posterior_collapse"]
+    print(f"active units: z_low {collapse['active_units_low']}, z_high {collapse['active_units_high']}; "
+          f"KL per dimension z_low {np.round(collapse['kl_per_dim_low'], 2).tolist()}, "
+          f"z_high {np.round(collapse['kl_per_dim_high'], 2).tolist()}")
+    print(f"kNN style accuracy on z_high means (val): {evaluation['knn_style_accuracy']:.2%}")
+    generated = evaluation["generated"]
+    print(f"generated ({generated['n_per_style']} per style, z_high from the style's {generated['method']}, "
+          f"T = {generated['temperature']}): style accuracy {generated['style_accuracy']:.2%} "
+          f"(per style {[round(a, 3) for a in generated['style_accuracy_per_style']]}), mean -log p_true "
+          f"{generated['neg_log_p_true']:.2f} nats, validity {generated['validity']:.3f}, "
+          f"diversity {generated['diversity']:.3f}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Evaluate a drum VAE run, or compare several runs.")
+    parser.add_argument("--run", type=Path, default=PROBLEM2_RESULTS,
+                        help="run folder with best_model.pth (default: %(default)s)")
+    parser.add_argument("--compare", type=Path, nargs="+", metavar="RUN",
+                        help="tabulate these run folders (their evaluation.json, evaluated first when missing)")
+    parser.add_argument("--table", type=Path, default=PROBLEM2_RESULTS / "compare" / "comparison.md",
+                        help="markdown file for the --compare table (default: %(default)s)")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DRUM_DIR,
+                        help="folder with patterns.npz (default: %(default)s)")
+    parser.add_argument("--iwae-samples", type=int, default=1000,
+                        help="importance samples per pattern for the NLL (default: %(default)s)")
+    parser.add_argument("--fresh-samples", type=int, default=5000,
+                        help="fresh patterns drawn from the true distribution for a second NLL; 0 skips "
+                             "(default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default: %(default)s)")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default: %(default)s)")
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: %(default)s)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(max(1, args.threads))
+
+    try:
+        device = select_device(args.device)
+        if args.compare:
+            rows = []
+            for run_dir in args.compare:
+                if not (run_dir / "best_model.pth").exists():
+                    print(f"skipping {run_dir}: no best_model.pth", file=sys.stderr)
+                    continue
+                if (run_dir / "evaluation.json").exists():
+                    evaluation = _read_json(run_dir / "evaluation.json")
+                else:
+                    evaluation = evaluate_run(run_dir, args.data_dir, args.iwae_samples, args.fresh_samples,
+                                              device, args.seed)
+                config = _read_json(run_dir / "training_log.json")["config"]
+                rows.append(comparison_row(run_dir, evaluation, config))
+            if not rows:
+                raise FileNotFoundError("no --compare folder contains a trained run (best_model.pth)")
+            table = comparison_table(rows)
+            args.table.parent.mkdir(parents=True, exist_ok=True)
+            args.table.write_text(table + "\n")
+            print(table)
+            print(f"\nwrote {args.table}")
+        else:
+            print_evaluation(evaluate_run(args.run, args.data_dir, args.iwae_samples, args.fresh_samples,
+                                          device, args.seed))
+            print(f"wrote {args.run / 'evaluation.json'}")
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

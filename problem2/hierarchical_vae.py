@@ -101,7 +101,7 @@ class HierarchicalDrumVAE(nn.Module):
 
         # q(z_low | x): instruments are the input channels, the 16 steps the length.
         # Two stride-2 convolutions reduce 16 steps to 4 before the flatten, so the
-        # head still sees where in the bar each feature sits.
+        # linear head keeps the position of each feature within the bar.
         self.low_encoder = nn.Sequential(
             nn.Conv1d(N_INSTRUMENTS, conv_channels, kernel_size=3, padding=1),
             nn.ReLU(),
@@ -235,7 +235,7 @@ def log_standard_normal(z: torch.Tensor) -> torch.Tensor:
 def load_vae_checkpoint(path, map_location="cpu"):
     """Load a checkpoint written by ``problem2/train.py``; return (model in eval mode, checkpoint dict).
 
-    The checkpoint holds ``model_state``, ``model_args`` (constructor keyword
+    The checkpoint contains ``model_state``, ``model_args`` (constructor keyword
     arguments), ``config`` and ``epoch``. A missing file raises FileNotFoundError
     with the command that trains the model.
     """

@@ -6,10 +6,10 @@
     python -m problem2.train --epochs 5 --out /tmp/vae-smoke   # quick check
 
 A run folder holds:
-    training_log.json        config, seed, software versions, one record per epoch
-                             (train and val ELBO terms, beta, temperature, active
-                             units; every --eval-every epochs the full evaluation),
-                             the best epoch and the final evaluation
+    training_log.json        config, seed and software versions, the best epoch,
+                             the final evaluation, and one record per epoch: train
+                             and val ELBO terms, beta, temperature and active units,
+                             plus the full evaluation every --eval-every epochs
     best_model.pth           weights of the epoch with the best val ELBO (see below)
     last.pth                 full training state after the latest epoch, for --resume
     checkpoints/epoch_NNN.pth  the same state every --checkpoint-every epochs
@@ -37,7 +37,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from problem2.dataset import DrumPatternDataset  # noqa: E402
-from problem2.evaluate import evaluate_model, format_evaluation  # noqa: E402
+from problem2.evaluate import ENTROPY_SAMPLES, evaluate_model, format_evaluation  # noqa: E402
 from problem2.hierarchical_vae import HierarchicalDrumVAE  # noqa: E402
 from problem2.training_utils import ANNEAL_METHODS, fixed_seed, train_hierarchical_vae  # noqa: E402
 from provided.drum_oracle import DrumOracle  # noqa: E402
@@ -61,13 +61,13 @@ DEFAULTS = {
     "anneal_ratio": 0.5,         # share R of each cycle (or of the run, linear and sigmoid) over which beta rises
     "free_bits": 0.0,            # KL floor per latent dimension, nats
     "free_bits_high": None,      # KL floor per z_high dimension, nats; None uses free_bits
+    "kl_high_weight": 1.0,       # weight of the z_high KL relative to beta (the z_low KL gets beta itself)
     "seed": 641,
     "eval_every": 10,            # epochs between full evaluations (IWAE NLL, kNN, generated patterns)
     "checkpoint_every": 20,      # epochs between kept checkpoints
     "iwae_samples": 1000,        # importance samples per pattern for the NLL
     "fresh_samples": 5000,       # oracle draws for the final NLL and KL without the val split's noise; 0 skips it
 }
-ENTROPY_SAMPLES = 200_000  # Monte Carlo draws for H(X); its standard error is about 0.02 nats
 RUN_FILES = ("training_log.json", "best_model.pth", "last.pth", "evaluation.json")
 RUN_FOLDERS = ("checkpoints", "visualizations")
 
@@ -75,7 +75,9 @@ RUN_FOLDERS = ("checkpoints", "visualizations")
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Train the hierarchical drum VAE (problem 2).")
     add = parser.add_argument
+
     # Run settings default to None so that --resume can tell which ones were given.
+    # Model and optimiser:
     add("--epochs", type=int, help=f"training epochs (default {DEFAULTS['epochs']})")
     add("--batch-size", type=int, help=f"patterns per optimizer step (default {DEFAULTS['batch_size']})")
     add("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
@@ -85,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--hidden-dim", type=int, help=f"width of the decoder and encoder MLPs (default {DEFAULTS['hidden_dim']})")
     add("--latent-hidden-dim", type=int,
         help=f"width of the MLPs between the latent levels (default {DEFAULTS['latent_hidden_dim']})")
+
+    # KL weights:
     add("--anneal", choices=ANNEAL_METHODS,
         help=f"KL annealing schedule; 'none' keeps beta at 1 (default {DEFAULTS['anneal']})")
     add("--n-cycles", type=int, help=f"cycles of the cyclical schedule (default {DEFAULTS['n_cycles']})")
@@ -96,7 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     add("--free-bits-high", type=float,
         help="minimum KL per z_high dimension in nats, overriding --free-bits for that level "
              "(default: the --free-bits value)")
+    add("--kl-high-weight", type=float,
+        help=f"weight of the z_high KL term relative to the schedule's beta; below 1 lets z_high carry "
+             f"more information (default {DEFAULTS['kl_high_weight']})")
     add("--seed", type=int, help=f"random seed (default {DEFAULTS['seed']})")
+
+    # Evaluation and checkpoints:
     add("--eval-every", type=int,
         help=f"epochs between full evaluations; 0 evaluates only at the end (default {DEFAULTS['eval_every']})")
     add("--checkpoint-every", type=int,
@@ -106,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--fresh-samples", type=int,
         help=f"fresh patterns drawn from the true distribution for the final NLL; 0 skips "
              f"(default {DEFAULTS['fresh_samples']})")
-    # Settings that do not change the result.
+
+    # Settings that do not change the result:
     add("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default: %(default)s)")
     add("--data-dir", type=Path, default=DEFAULT_DRUM_DIR,
         help="folder with patterns.npz (default: %(default)s)")
@@ -121,12 +131,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace, stored: dict | None) -> dict:
-    """Return the run's config: the stored one on --resume (rejecting given values that differ), else args over defaults."""
-    given = {key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}
+    """Return the run's config: command-line values over the defaults, or on --resume the stored config.
+
+    On --resume a value given on the command line that differs from the stored one raises ValueError.
+    """
+    explicit = {key: getattr(args, key) for key in DEFAULTS if getattr(args, key) is not None}
     if stored is None:
-        config = {**DEFAULTS, **given}
+        config = {**DEFAULTS, **explicit}
     else:
-        conflicts = {key: (value, stored.get(key)) for key, value in given.items() if stored.get(key) != value}
+        conflicts = {key: (value, stored.get(key)) for key, value in explicit.items() if stored.get(key) != value}
         if conflicts:
             listing = ", ".join(f"--{key.replace('_', '-')} {new} (stored {old})"
                                 for key, (new, old) in conflicts.items())
@@ -139,6 +152,8 @@ def resolve_config(args: argparse.Namespace, stored: dict | None) -> dict:
     for key in ("eval_every", "checkpoint_every", "fresh_samples"):
         if config[key] < 0:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 0, got {config[key]}")
+    if config["kl_high_weight"] <= 0:
+        raise ValueError(f"--kl-high-weight must be positive, got {config['kl_high_weight']}")
     if config["lr"] <= 0:
         raise ValueError(f"--lr must be positive, got {config['lr']}")
     for key in ("free_bits", "free_bits_high"):
@@ -157,7 +172,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             raise FileNotFoundError(f"{out / 'last.pth'} not found: there is no run to resume in {out}")
         return
     if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds a run ({', '.join(existing)}): pass --resume to continue "
+        raise FileExistsError(f"{out} already contains a run ({', '.join(existing)}): pass --resume to continue "
                               "it, --overwrite to replace it, or --out DIR for a new folder")
     for name in existing:
         path = out / name
@@ -291,7 +306,7 @@ def run(argv=None) -> dict:
         with open(out / "training_log.json") as handle:
             log = json.load(handle)
         if log.get("status") == "finished":
-            print(f"{out} holds a finished run of {config['epochs']} epochs; nothing to do")
+            print(f"{out} contains a finished run of {config['epochs']} epochs; nothing to do")
             return log
         log.update(epochs=history["epochs"])
         entropy = log["entropy"]["nats"]
@@ -333,7 +348,7 @@ def run(argv=None) -> dict:
     train_hierarchical_vae(model, train_loader, config["epochs"], device, val_data=val_set,
                            anneal=config["anneal"], n_cycles=config["n_cycles"],
                            anneal_ratio=config["anneal_ratio"], free_bits=config["free_bits"],
-                           free_bits_high=config["free_bits_high"],
+                           free_bits_high=config["free_bits_high"], kl_high_weight=config["kl_high_weight"],
                            optimizer=optimizer, start_epoch=start_epoch, history=history,
                            on_epoch_end=on_epoch_end, progress=not args.no_progress)
 

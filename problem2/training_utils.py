@@ -93,6 +93,9 @@ class ELBOTerms(NamedTuple):
     elbo: scalar, the true ELBO per pattern (KL weights 1, no free bits).
     recon: scalar, -E_q[log p(x | z)] per pattern.
     kl_low, kl_high: scalars, the two KL terms per pattern (no free bits).
+        kl_low can be negative. It equals the conditional KL of z_low given
+        z_high minus the information that z_high carries about the z_low
+        sample, and kl_high pays for that information (see ``low_level_kl_per_dim``).
     kl_low_per_dim, kl_high_per_dim: [z_low_dim], [z_high_dim], batch means.
     elbo_per_pattern: [B], the ELBO of each pattern (one sample of z).
     """
@@ -121,8 +124,9 @@ def compute_hierarchical_elbo(x: torch.Tensor, output: VAEOutput, beta_low: floa
     over the 144 cells. The high-level KL is the analytic Gaussian KL at the
     sampled z_low; the low-level KL is estimated as in ``low_level_kl_per_dim``.
     ``beta_low`` and ``beta_high`` weight the two KL terms in the loss (the
-    annealing schedule sets both) and ``free_bits`` is the per-dimension floor
-    of ``apply_free_bits``; neither changes ``elbo``.
+    annealing schedule and the per-level weight set them) and ``free_bits`` is
+    the per-dimension floor of ``apply_free_bits`` for z_low, and for z_high
+    too unless ``free_bits_high`` is given. None of them changes ``elbo``.
     """
     x = x.float()
     recon_per_pattern = F.binary_cross_entropy_with_logits(output.logits, x, reduction="none").sum(dim=(1, 2))
@@ -134,9 +138,11 @@ def compute_hierarchical_elbo(x: torch.Tensor, output: VAEOutput, beta_low: floa
     elbo_per_pattern = -(recon_per_pattern + kl_low_per_pattern + kl_high_per_pattern)
 
     recon = recon_per_pattern.mean()
+    if free_bits_high is None:
+        free_bits_high = free_bits
     loss = (recon
             + beta_low * apply_free_bits(kl_low_dims, free_bits).sum()
-            + beta_high * apply_free_bits(kl_high_dims, free_bits if free_bits_high is None else free_bits_high).sum())
+            + beta_high * apply_free_bits(kl_high_dims, free_bits_high).sum())
     return ELBOTerms(
         loss=loss,
         elbo=elbo_per_pattern.mean(),
@@ -251,7 +257,8 @@ def _batches(patterns: torch.Tensor, batch_size: int):
 
 def train_one_epoch(model: HierarchicalDrumVAE, optimizer: torch.optim.Optimizer, data_loader,
                     device: torch.device, beta_low: float, beta_high: float, free_bits: float = 0.0,
-                    free_bits_high: float | None = None, grad_clip: float = 10.0, progress: bool = True, description: str = "") -> dict:
+                    free_bits_high: float | None = None, grad_clip: float = 10.0, progress: bool = True,
+                    description: str = "") -> dict:
     """Train for one pass over ``data_loader``; return the epoch's mean terms (nats per pattern).
 
     NaN guard: a batch whose loss or gradient is not finite is skipped (no
@@ -333,16 +340,18 @@ def evaluate_elbo(model: HierarchicalDrumVAE, data, device: torch.device, n_samp
 def train_hierarchical_vae(model: HierarchicalDrumVAE, data_loader, num_epochs: int, device,
                            val_data=None, lr: float = 1e-3, anneal: str = "cyclical", n_cycles: int = 4,
                            anneal_ratio: float = 0.5, free_bits: float = 0.0,
-                           free_bits_high: float | None = None,
+                           free_bits_high: float | None = None, kl_high_weight: float = 1.0,
                            optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
                            history: dict | None = None,
                            on_epoch_end: Callable[[int, dict], None] | None = None,
                            progress: bool = True) -> dict:
     """Train ``model`` for epochs ``start_epoch`` .. ``num_epochs - 1``; return the history.
 
-    Each epoch uses beta = ``kl_anneal_schedule(epoch, anneal, num_epochs,
-    n_cycles, anneal_ratio)`` on both KL terms and the per-dimension
-    ``free_bits`` floor (nats). The history is {"epochs": [record, ...]}, one
+    Each epoch weights the z_low KL with beta = ``kl_anneal_schedule(epoch,
+    anneal, num_epochs, n_cycles, anneal_ratio)`` and the z_high KL with
+    ``kl_high_weight`` * beta, and applies the per-dimension floors
+    ``free_bits`` (z_low, and z_high unless ``free_bits_high`` is given), in
+    nats. The history is {"epochs": [record, ...]}, one
     record per epoch with the training means, beta, temperature, and, when
     ``val_data`` is given, the true validation ELBO and its terms (``val_*``)
     and the active units per level. ``on_epoch_end(epoch, record)`` runs after
@@ -360,9 +369,11 @@ def train_hierarchical_vae(model: HierarchicalDrumVAE, data_loader, num_epochs: 
     for epoch in range(start_epoch, num_epochs):
         beta = kl_anneal_schedule(epoch, anneal, num_epochs, n_cycles, anneal_ratio)
         temperature = temperature_annealing_schedule(epoch, num_epochs)
-        train_terms = train_one_epoch(model, optimizer, data_loader, device, beta, beta, free_bits,
-                                      free_bits_high=free_bits_high, progress=progress, description=f"epoch {epoch + 1}/{num_epochs}")
-        record = {"epoch": epoch + 1, "beta": beta, "temperature": temperature}
+        train_terms = train_one_epoch(model, optimizer, data_loader, device, beta, kl_high_weight * beta,
+                                      free_bits, free_bits_high, progress=progress,
+                                      description=f"epoch {epoch + 1}/{num_epochs}")
+        record = {"epoch": epoch + 1, "beta": beta, "beta_high": kl_high_weight * beta,
+                  "temperature": temperature}
         record.update({f"train_{key}": value for key, value in train_terms.items()})
 
         if val_data is not None:
@@ -399,38 +410,40 @@ def posterior_means(model: HierarchicalDrumVAE, data, device, batch_size: int = 
 
 @torch.no_grad()
 def analyze_posterior_collapse(model: HierarchicalDrumVAE, data_loader_or_patterns, device,
-                               threshold: float = ACTIVE_UNIT_THRESHOLD, n_samples: int = 10,
-                               seed: int = 0) -> dict:
-    """Measure how much each latent dimension is used, per level.
+                               threshold: float = ACTIVE_UNIT_THRESHOLD, batch_size: int = 500) -> dict:
+    """Measure how much each latent dimension is used, per level, on patterns [N, 16, 9].
 
-    Returns a dict with, per level (``low``, ``high``): ``kl_per_dim_<level>``
-    (list, nats per pattern, the ELBO's KL terms averaged over the data and
-    ``n_samples`` draws), ``kl_<level>`` (their sum), ``variance_<level>`` (list,
-    variance over the data of each dimension's posterior mean) and
-    ``active_units_<level>`` (count of dimensions whose variance exceeds
-    ``threshold``); plus ``collapsed_low`` and ``collapsed_high`` (True when a
-    level has no active unit).
+    Returns a dict with, per level (``low``, ``high``):
+
+    - ``kl_per_dim_<level>`` (list, nats per pattern, mean over the data) and
+      ``kl_<level>`` (their sum): for z_high, KL(q(z_high | z_low = mu_low) || N(0, I));
+      for z_low, KL(q(z_low | x) || p(z_low | z_high = mu_high)), the
+      information in z_low beyond what the posterior-mean z_high predicts.
+      Both are analytic at the posterior means, so they are deterministic and
+      never negative, unlike the ELBO's sampled low-level term.
+    - ``variance_<level>`` (list): variance over the data of each dimension's
+      posterior mean, and ``active_units_<level>``: how many exceed ``threshold``.
+    - ``collapsed_<level>``: True when the level has no active unit.
     """
     device = torch.device(device)
     model.eval()
     patterns = patterns_tensor(data_loader_or_patterns)
-    mu_low, mu_high = posterior_means(model, patterns, device)
-
     kl_low = torch.zeros(model.z_low_dim)
     kl_high = torch.zeros(model.z_high_dim)
-    with fixed_seed(seed, device):
-        for _ in range(n_samples):
-            for x in _batches(patterns, 500):
-                x = x.to(device)
-                terms = compute_hierarchical_elbo(x, model(x))
-                kl_low += terms.kl_low_per_dim.cpu() * len(x)
-                kl_high += terms.kl_high_per_dim.cpu() * len(x)
-    kl_low /= len(patterns) * n_samples
-    kl_high /= len(patterns) * n_samples
+    means_low, means_high = [], []
+    for x in _batches(patterns, batch_size):
+        mu_low, logvar_low, mu_high, logvar_high = model.encode_hierarchy(x.to(device), sample=False)
+        prior_mu_low, prior_logvar_low = model.prior_low(mu_high)
+        kl_low += gaussian_kl(mu_low, logvar_low, prior_mu_low, prior_logvar_low).sum(dim=0).cpu()
+        kl_high += gaussian_kl(mu_high, logvar_high).sum(dim=0).cpu()
+        means_low.append(mu_low.cpu())
+        means_high.append(mu_high.cpu())
+    kl_low /= len(patterns)
+    kl_high /= len(patterns)
 
     result = {}
-    for level, means, kl in (("low", mu_low, kl_low), ("high", mu_high, kl_high)):
-        variance = means.var(axis=0)
+    for level, means, kl in (("low", means_low, kl_low), ("high", means_high, kl_high)):
+        variance = torch.cat(means).var(dim=0, unbiased=False)
         result[f"kl_per_dim_{level}"] = kl.tolist()
         result[f"kl_{level}"] = float(kl.sum())
         result[f"variance_{level}"] = variance.tolist()
@@ -478,34 +491,53 @@ def sample_diverse_patterns(model: HierarchicalDrumVAE, n_styles: int = 5, n_var
     return patterns.reshape(n_styles, n_variations, *patterns.shape[1:]).cpu()
 
 
+STYLE_SAMPLING_METHODS = ("region", "posterior", "centroid")
+
+
 @torch.no_grad()
 def sample_style_patterns(model: HierarchicalDrumVAE, patterns, styles, n_per_style: int,
-                          n_styles: int = 5, temperature: float = 1.0, device="cpu",
-                          seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
-    """Draw ``n_per_style`` patterns per style from that style's aggregate posterior over z_high.
+                          n_styles: int = 5, temperature: float = 1.0, method: str = "region",
+                          device="cpu", seed: int = 0) -> tuple[torch.Tensor, np.ndarray]:
+    """Draw ``n_per_style`` patterns per style with z_high taken from that style's region.
 
-    For each draw a random pattern x of the style is picked, z_high is sampled
-    from q(z_high | x) (through a z_low sample), z_low from p(z_low | z_high)
-    and the pattern from p(x | z_high, z_low), the last two at ``temperature``.
-    Returns (patterns float [n_styles * n_per_style, 16, 9] of 0/1, intended
-    styles int64 [n_styles * n_per_style]).
+    ``method`` sets where z_high comes from, given the style's patterns in
+    ``patterns`` [N, 16, 9] with labels ``styles`` [N]:
+
+    - "region": N(c, diag(v)), where c and v are the mean and variance over the
+      style's patterns of their posterior-mean z_high (``posterior_means``);
+    - "posterior": the style's aggregate posterior, i.e. z_high ~ q(z_high | x)
+      through a z_low sample, for a randomly picked pattern x of the style;
+    - "centroid": c itself, the same z_high for every draw.
+
+    Then z_low ~ p(z_low | z_high) and x ~ p(x | z_high, z_low), both at
+    ``temperature``. Returns (patterns float [n_styles * n_per_style, 16, 9] of
+    0/1, intended styles int64 [n_styles * n_per_style]).
     """
+    if method not in STYLE_SAMPLING_METHODS:
+        raise ValueError(f"invalid method {method!r}: choose one of {', '.join(STYLE_SAMPLING_METHODS)}")
     device = torch.device(device)
     model.eval()
     data = patterns_tensor(patterns)
     styles = np.asarray(styles)
-    rng = np.random.default_rng(seed)
-    chosen = []
-    for style in range(n_styles):
-        members = np.flatnonzero(styles == style)
-        if len(members) == 0:
-            raise ValueError(f"no patterns of style {style}: every style needs at least one pattern")
-        chosen.append(rng.choice(members, size=n_per_style, replace=True))
-    index = np.concatenate(chosen)
+    members = [np.flatnonzero(styles == style) for style in range(n_styles)]
+    missing = [style for style, index in enumerate(members) if len(index) == 0]
+    if missing:
+        raise ValueError(f"no patterns of style(s) {missing}: every style needs at least one pattern")
+    intended = np.repeat(np.arange(n_styles, dtype=np.int64), n_per_style)
 
     with fixed_seed(seed, device):
-        x = data[index].to(device)
-        mu_low, logvar_low, mu_high, logvar_high = model.encode_hierarchy(x, sample=True)
-        z_high = model.reparameterize(mu_high, logvar_high)
-        generated = model.sample(len(index), temperature=temperature, z_high=z_high)
-    return generated.cpu(), styles[index].astype(np.int64)
+        if method == "posterior":
+            rng = np.random.default_rng(seed)
+            index = np.concatenate([rng.choice(m, size=n_per_style, replace=True) for m in members])
+            _, _, mu_high, logvar_high = model.encode_hierarchy(data[index].to(device), sample=True)
+            z_high = model.reparameterize(mu_high, logvar_high)
+        else:
+            _, means = posterior_means(model, data, device)
+            means = torch.from_numpy(means)
+            centres = torch.stack([means[m].mean(dim=0) for m in members])[intended]
+            z_high = centres
+            if method == "region":
+                spreads = torch.stack([means[m].var(dim=0, unbiased=False).sqrt() for m in members])[intended]
+                z_high = centres + spreads * torch.randn_like(centres)
+        generated = model.sample(len(intended), temperature=temperature, z_high=z_high.to(device))
+    return generated.cpu(), intended
