@@ -340,3 +340,46 @@ def sequence_diversity(patterns) -> float:
     ones = flat.sum(axis=0)
     differing_pairs = (ones * (n - ones)).sum()
     return float(differing_pairs / (n * (n - 1) / 2) / n_cells)
+
+
+# ---------------------------------------------------------------------------
+# Reference values
+# ---------------------------------------------------------------------------
+
+def main(argv=None) -> None:
+    """Print the reference values of the letter metrics on real data and on uniform noise."""
+    import argparse
+    from pathlib import Path
+
+    from problem1.dataset import FontDataset
+
+    parser = argparse.ArgumentParser(
+        description="Print mode coverage and Frechet letter distance reference values for a font dataset."
+    )
+    parser.add_argument("--font-dir", type=Path, default=DEFAULT_FONT_DIR,
+                        help="font dataset folder with train/, val/ and metadata.json (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the uniform noise images (default: %(default)s)")
+    args = parser.parse_args(argv)
+
+    classifier = load_letter_classifier(args.font_dir)
+    train_images = FontDataset(args.font_dir, "train").images
+    val_images = FontDataset(args.font_dir, "val").images
+    noise = torch.rand(val_images.shape, generator=torch.Generator().manual_seed(args.seed))
+
+    for name, images in (("val images", val_images), ("uniform noise", noise)):
+        result = mode_coverage_score(images, value_range=DATASET_RANGE, font_dir=args.font_dir)
+        print(f"coverage of {name} ({len(images)}): {result['n_unique']}/26 letters, effective letters "
+              f"{result['effective_letters']:.2f}, recognisable fraction {result['recognizable_fraction']:.4f}")
+
+    def distance(first, second):
+        return frechet_letter_distance(first, second, generated_range=DATASET_RANGE, classifier=classifier)
+
+    print(f"Frechet letter distance, train ({len(train_images)}) vs val ({len(val_images)}): "
+          f"{distance(train_images, val_images):.3f}")
+    print(f"Frechet letter distance, val even vs odd images ({len(val_images) // 2} each): "
+          f"{distance(val_images[::2], val_images[1::2]):.3f}")
+    print(f"Frechet letter distance, val vs uniform noise ({len(noise)}): {distance(val_images, noise):.1f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -156,6 +156,16 @@ def test_training_keeps_global_rng(small_font_dir):
     assert torch.equal(torch.rand(3), expected)
 
 
+def test_training_restores_thread_count(small_font_dir):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        train_letter_classifier(small_font_dir, epochs=1, verbose=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(previous)
+
+
 def test_training_is_deterministic(small_font_dir):
     _, first = train_letter_classifier(small_font_dir, epochs=2, verbose=False)
     _, second = train_letter_classifier(small_font_dir, epochs=2, verbose=False)
