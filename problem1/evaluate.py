@@ -21,17 +21,14 @@ import math
 import sys
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from problem1.models import NUM_LETTERS  # noqa: E402
-from problem1.training_dynamics import LETTERS  # noqa: E402
-from provided.paths import DEFAULT_FONT_DIR, PROBLEM1_RESULTS  # noqa: E402
-from provided.runtime import atomic_write_json, select_device  # noqa: E402
+from problem1.models import NUM_LETTERS
+from problem1.training_dynamics import LETTERS
+from provided.paths import DEFAULT_FONT_DIR, PROBLEM1_RESULTS
+from provided.runtime import atomic_write_json, select_device
 
 CONFIDENCE_THRESHOLD = 0.9  # same threshold as mode_coverage_score
 # Pairs for the interpolation figure: similar shapes (O-Q, E-F, I-L) and dissimilar ones (M-W, A-Z).
@@ -51,8 +48,8 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
 def slerp(z0: torch.Tensor, z1: torch.Tensor, steps: int) -> torch.Tensor:
     """Return ``steps`` points on the great circle from z0 to z1 (both ends included), [steps, D].
 
-    Spherical interpolation (Shoemake 1985) keeps the norm near that of the
-    end points, where a Gaussian latent puts its mass; the straight line
+    Spherical interpolation keeps the norm near that of the end points,
+    where a high-dimensional Gaussian puts its mass. The straight line
     passes closer to the origin. Nearly parallel codes fall back to ``lerp``.
     """
     cos_angle = torch.dot(z0, z1) / (z0.norm() * z1.norm())
@@ -78,12 +75,15 @@ def _generate(generator, z: torch.Tensor, labels: torch.Tensor | None, device, b
     return torch.cat(chunks)
 
 
-@torch.no_grad()
-def _letter_probabilities(images: torch.Tensor, font_dir) -> torch.Tensor:
-    """Return the classifier's letter probabilities [N, 26] for images in [-1, 1]."""
+def _load_classifier(font_dir):
     from provided.letter_classifier import load_letter_classifier
 
-    classifier = load_letter_classifier(font_dir, verbose=False)
+    return load_letter_classifier(font_dir, verbose=False)
+
+
+@torch.no_grad()
+def letter_probabilities(images: torch.Tensor, classifier) -> torch.Tensor:
+    """Return the classifier's letter probabilities [N, 26] (CPU) for images [N, 1, 28, 28] in [-1, 1]."""
     return torch.cat([classifier.predict_proba(images[i : i + 1000]).cpu() for i in range(0, len(images), 1000)])
 
 
@@ -98,17 +98,18 @@ def find_letter_codes(
     Returns {letter: {"z": [z_dim] tensor, "probability": float, "found": bool}},
     where ``found`` means the probability reaches 0.9.
     """
+    classifier = _load_classifier(font_dir)
     z = torch.randn(n_candidates, generator.z_dim, generator=torch.Generator().manual_seed(seed))
     codes = {}
     if getattr(generator, "conditional", False):
         for letter in letters:
             index = LETTERS.index(letter)
             labels = torch.full((n_candidates,), index, dtype=torch.int64)
-            probabilities = _letter_probabilities(_generate(generator, z, labels, device), font_dir)[:, index]
+            probabilities = letter_probabilities(_generate(generator, z, labels, device), classifier)[:, index]
             best = int(probabilities.argmax())
             codes[letter] = {"z": z[best], "probability": float(probabilities[best])}
     else:
-        probabilities = _letter_probabilities(_generate(generator, z, None, device), font_dir)
+        probabilities = letter_probabilities(_generate(generator, z, None, device), classifier)
         for letter in letters:
             column = probabilities[:, LETTERS.index(letter)]
             best = int(column.argmax())
@@ -118,10 +119,10 @@ def find_letter_codes(
     return codes
 
 
-def _read_path(generator, device, z_path: torch.Tensor, labels, font_dir) -> dict:
+def _read_path(generator, device, z_path: torch.Tensor, labels, classifier) -> dict:
     """Generate along a path of codes and return the images with the letters the classifier reads."""
     images = _generate(generator, z_path, labels, device)
-    probabilities = _letter_probabilities(images, font_dir)
+    probabilities = letter_probabilities(images, classifier)
     confidence, predicted = probabilities.max(dim=1)
     read_as = [LETTERS[int(i)] if float(c) >= CONFIDENCE_THRESHOLD else "?" for c, i in zip(confidence, predicted)]
     return {"images": images, "read_as": read_as, "confidence": [round(float(c), 4) for c in confidence]}
@@ -166,6 +167,7 @@ def interpolation_experiment(
     conditional = getattr(generator, "conditional", False)
     needed = sorted({letter for pair in pairs for letter in pair} | (set(LETTERS) if alphabet_path else set()))
     codes = find_letter_codes(generator, device, needed, n_candidates=n_candidates, seed=seed, font_dir=font_dir)
+    classifier = _load_classifier(font_dir)
     missing = [letter for letter in needed if not codes[letter]["found"]]
     results = {
         "code_probability": {letter: round(codes[letter]["probability"], 4) for letter in needed},
@@ -178,7 +180,7 @@ def interpolation_experiment(
         interpolate = slerp if method == "slerp" else lerp
         z_path = interpolate(codes[start]["z"], codes[end]["z"], steps)
         labels = _label_path(start, end, steps) if conditional else None
-        path = _read_path(generator, device, z_path, labels, font_dir)
+        path = _read_path(generator, device, z_path, labels, classifier)
         inner = path["read_as"][1:-1]
         path.update(
             start=start,
@@ -213,21 +215,34 @@ def interpolation_experiment(
     return results
 
 
+def image_mosaic(images: torch.Tensor, gap: int = 2) -> np.ndarray:
+    """Tile images [R, C, 28, 28] in [-1, 1] into one array [R * (28 + gap), C * (28 + gap)], gaps at -1."""
+    rows, columns, height, width = images.shape
+    mosaic = np.full((rows * (height + gap), columns * (width + gap)), -1.0, dtype=np.float32)
+    for row in range(rows):
+        for column in range(columns):
+            top, left = row * (height + gap), column * (width + gap)
+            mosaic[top : top + height, left : left + width] = images[row, column].numpy()
+    return mosaic
+
+
 def _save_path_grid(rows: list[dict], path: Path, title: str) -> None:
-    """Draw one row of images per path, labelled with the method and the letters read."""
-    steps = len(rows[0]["images"])
-    figure, axes = plt.subplots(len(rows), steps, figsize=(steps * 0.9 + 1.6, len(rows) * 1.0 + 0.6), squeeze=False)
-    figure.suptitle(title)
-    for row, path_result in zip(axes, rows):
-        for column, (ax, image) in enumerate(zip(row, path_result["images"])):
-            ax.imshow(image[0].numpy(), cmap="gray", vmin=-1, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(path_result["read_as"][column], fontsize=7, pad=1)
-        row[0].set_ylabel(f"{path_result['start']}-{path_result['end']}\n{path_result['method']}", fontsize=7)
+    """Draw one row of images per path, each image captioned with the letter read ("?" below 0.9)."""
+    images = torch.stack([row["images"][:, 0] for row in rows])
+    n_rows, steps = images.shape[:2]
+    cell = 28 + 2
+    figure = Figure(figsize=(steps * 0.75 + 1.4, n_rows * 0.85 + 0.8))
+    ax = figure.subplots()
+    ax.imshow(image_mosaic(images), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+    for row_index, path_result in enumerate(rows):
+        for column, letter in enumerate(path_result["read_as"]):
+            ax.text(column * cell + 13, row_index * cell - 1, letter, ha="center", va="bottom", fontsize=6)
+    ax.set_xticks([])
+    ax.set_yticks([row_index * cell + 14 for row_index in range(n_rows)])
+    ax.set_yticklabels([f"{r['start']}-{r['end']} {r['method']}" for r in rows], fontsize=7)
+    ax.set_title(title, fontsize=9, pad=10)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
-    plt.close(figure)
 
 
 # --------------------------------------------------------------------------- mode recovery
@@ -285,13 +300,15 @@ def mode_recovery_experiment(run_dir, device="cpu", *, n_samples: int = 1000, se
         seed = config.get("seed", 0)
     if font_dir is None:
         font_dir = config.get("data_dir", DEFAULT_FONT_DIR)
+    classifier = _load_classifier(font_dir)
 
     checkpoints = []
     for path in paths:
         generator, contents = load_generator(path, device)
         z = torch.randn(n_samples, generator.z_dim, generator=torch.Generator().manual_seed(seed))
         labels = torch.arange(n_samples) % NUM_LETTERS if generator.conditional else None
-        coverage = mode_coverage_score(_generate(generator, z, labels, device), font_dir=font_dir)
+        samples = _generate(generator, z, labels, device)
+        coverage = mode_coverage_score(samples, lambda images: letter_probabilities(images, classifier))
         checkpoints.append({
             "epoch": int(contents["trainer"]["epoch"]),
             "letters_covered": coverage["n_unique"],
@@ -310,7 +327,8 @@ def mode_recovery_experiment(run_dir, device="cpu", *, n_samples: int = 1000, se
         save_dir = Path(save_dir)
         save_dir.mkdir(parents=True, exist_ok=True)
         presence = np.asarray([c["letter_counts"] for c in checkpoints], dtype=float)
-        figure, ax = plt.subplots(figsize=(11, 0.5 * len(epochs) + 1.5))
+        figure = Figure(figsize=(11, 0.5 * len(epochs) + 1.5))
+        ax = figure.subplots()
         image = ax.imshow(np.log1p(presence), aspect="auto", cmap="magma", interpolation="nearest")
         figure.colorbar(image, ax=ax, label="log(1 + samples read as the letter)")
         ax.set_xticks(range(NUM_LETTERS))
@@ -323,7 +341,6 @@ def mode_recovery_experiment(run_dir, device="cpu", *, n_samples: int = 1000, se
         ax.set_title(f"Letter presence per checkpoint ({n_samples} fixed-z samples; x = missing)")
         figure.tight_layout()
         figure.savefig(save_dir / "mode_recovery.png", dpi=120)
-        plt.close(figure)
     return result
 
 
@@ -336,8 +353,9 @@ def style_consistency_experiment(generator, device, *, n_styles: int = 10, seed:
     For each of ``n_styles`` codes z the generator draws A-Z, and
     ``font_consistency_score`` rates the stroke-width agreement of each
     group of 26 (1 = identical widths). As a reference, the same images are
-    regrouped so that each group mixes letters from different codes; a
-    generator whose z carries the style scores higher on the true groups.
+    regrouped so that each group mixes letters from different codes. A
+    generator whose z carries the style should score higher on the true
+    groups than on the mixed ones.
     An unconditional generator cannot be asked for a given letter, so it
     returns {"skipped": reason} and prints the reason.
     """
@@ -366,19 +384,18 @@ def style_consistency_experiment(generator, device, *, n_styles: int = 10, seed:
         "per_code": per_code,
     }
     if save_path is not None:
-        figure, axes = plt.subplots(n_styles, NUM_LETTERS, figsize=(NUM_LETTERS * 0.5, n_styles * 0.55 + 0.6),
-                                    squeeze=False)
-        figure.suptitle(f"One z per row, letters A-Z (consistency {result['consistency_same_code']:.3f}, "
-                        f"mixed-code reference {result['consistency_mixed_codes']:.3f})", fontsize=9)
-        for row in range(n_styles):
-            for column in range(NUM_LETTERS):
-                ax = axes[row, column]
-                ax.imshow(images[row, column, 0].numpy(), cmap="gray", vmin=-1, vmax=1)
-                ax.axis("off")
+        figure = Figure(figsize=(NUM_LETTERS * 0.45 + 0.5, n_styles * 0.5 + 0.9))
+        ax = figure.subplots()
+        ax.imshow(image_mosaic(images[:, :, 0]), cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+        ax.set_xticks([column * 30 + 14 for column in range(NUM_LETTERS)])
+        ax.set_xticklabels(LETTERS, fontsize=7)
+        ax.set_yticks([row * 30 + 14 for row in range(n_styles)])
+        ax.set_yticklabels([f"z{row}" for row in range(n_styles)], fontsize=7)
+        ax.set_title(f"One z per row, letters A-Z (consistency {result['consistency_same_code']:.3f}, "
+                     f"mixed-code reference {result['consistency_mixed_codes']:.3f})", fontsize=9)
         figure.tight_layout()
         Path(save_path).parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(save_path, dpi=110)
-        plt.close(figure)
     return result
 
 
@@ -468,12 +485,14 @@ def comparison_table(summaries: list[dict]) -> str:
 
 def compare_runs(run_dirs, out_dir=COMPARISON_DIR) -> dict:
     """Write comparison.png, comparison.md and comparison.json for ``run_dirs`` into ``out_dir``; return the summaries."""
+    from provided.visualize import plot_letter_histogram
+
     summaries = [run_summary(run_dir) for run_dir in run_dirs]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     n_runs = len(summaries)
-    figure = plt.figure(figsize=(max(12, 4 * n_runs), 8))
+    figure = Figure(figsize=(max(12, 4 * n_runs), 8))
     grid = figure.add_gridspec(2, max(2, n_runs))
     ax_cov = figure.add_subplot(grid[0, : max(2, n_runs) // 2])
     ax_eff = figure.add_subplot(grid[0, max(2, n_runs) // 2 :])
@@ -489,16 +508,14 @@ def compare_runs(run_dirs, out_dir=COMPARISON_DIR) -> dict:
     top = max(max(s["history"]["letter_counts"][-1]) for s in summaries) or 1
     for column, s in enumerate(summaries):
         ax = figure.add_subplot(grid[1, column])
-        ax.bar(range(NUM_LETTERS), s["history"]["letter_counts"][-1], color="tab:blue")
-        ax.set_xticks(range(NUM_LETTERS))
-        ax.set_xticklabels(LETTERS, fontsize=6)
+        title = f"{s['run']}: epoch {s['final_epoch_evaluated']}, {s['letters_covered']}/26"
+        plot_letter_histogram(s["history"]["letter_counts"][-1], title=title, ax=ax)
         ax.set_ylim(0, top * 1.05)
-        ax.set_title(f"{s['run']}: epoch {s['final_epoch_evaluated']}, {s['letters_covered']}/26", fontsize=9)
-        ax.set_ylabel("recognisable samples")
+        ax.tick_params(axis="x", labelsize=6)
+        ax.title.set_fontsize(9)
     figure.suptitle("Mode coverage by run")
     figure.tight_layout()
     figure.savefig(out_dir / "comparison.png", dpi=120)
-    plt.close(figure)
 
     table = comparison_table(summaries)
     (out_dir / "comparison.md").write_text(table)

@@ -19,7 +19,8 @@ with a "_conditional" suffix for --conditional):
 
 A checkpoint holds both networks, both optimizers, the remedy's state, every
 RNG state (torch, NumPy, Python, the batch order), the history, the epoch and
-the config, so a resumed CPU run reproduces an uninterrupted one bit for bit.
+the config, so a resumed CPU run with the same thread count reproduces an
+uninterrupted one bit for bit.
 """
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from problem1.models import Discriminator, Generator
+from problem1.models import NUM_LETTERS, Discriminator, Generator
 from problem1.training_dynamics import (
     LETTERS,
     GANTrainer,
@@ -67,8 +68,9 @@ ANALYSIS_FIGURE = "mode_collapse_analysis.png"
 RUN_ARTIFACTS = (LOG_NAME, LAST_CHECKPOINT, BEST_GENERATOR, ANALYSIS_FIGURE, "visualizations", "evaluation")
 # Options that define the training trajectory: a resumed run must use the same values.
 TRAJECTORY_OPTIONS = (
-    "experiment", "fix", "conditional", "batch_size", "lr", "z_dim", "seed", "subset", "remedy_options",
+    "experiment", "fix", "conditional", "batch_size", "lr", "z_dim", "seed", "subset", "remedy_options", "precision",
 )
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
 
 
 def _fix_choices() -> tuple[str, ...]:
@@ -107,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="delete the run files already in --out and start again")
     parser.add_argument("--conditional", action="store_true",
                         help="condition both networks on the one-hot letter")
+
     parser.add_argument("--eval-every", type=int, default=1,
                         help="evaluate coverage and Frechet letter distance every this many epochs "
                              "(the final epoch is always evaluated)")
@@ -118,7 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
                         help="train on this many randomly chosen training images only (smoke runs, tests)")
     parser.add_argument("--max-loss", type=float, default=1e3,
                         help="stop the run when a loss exceeds this value in nats (or is NaN/inf)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                        help="fp32, or bf16 autocast of the forward passes (faster on CPUs with bf16 support)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (default: torch's choice); fewer threads help when "
+                             "several runs share a machine")
     parser.add_argument("--no-progress", action="store_true", help="hide the per-epoch progress bar")
+
     remedy = parser.add_argument_group("remedy options (defaults: the remedy's own)")
     remedy.add_argument("--unroll-steps", type=int, default=None,
                         help="unrolled: lookahead discriminator steps k")
@@ -143,6 +152,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     for option, value in (("--lr", args.lr), ("--max-loss", args.max_loss)):
         if not (math.isfinite(value) and value > 0):
             parser.error(f"{option} must be a positive number, got {value}")
+    if args.threads is not None and args.threads <= 0:
+        parser.error(f"--threads must be a positive integer, got {args.threads}")
     if args.subset is not None and args.subset <= 0:
         parser.error(f"--subset must be a positive integer, got {args.subset}")
     if args.fix not in _fix_choices():
@@ -211,6 +222,8 @@ def run_config(args: argparse.Namespace) -> dict:
         "eval_samples": args.eval_samples,
         "checkpoint_epochs": args.checkpoint_epochs,
         "max_loss": args.max_loss,
+        "precision": args.precision,
+        "threads": torch.get_num_threads(),
     }
 
 
@@ -218,13 +231,13 @@ def run_config(args: argparse.Namespace) -> dict:
 
 
 class RunFolderError(Exception):
-    """The run folder cannot be used as requested; the message says what to pass instead."""
+    """Error for a run folder that cannot be used as requested; the message names the option to pass instead."""
 
 
 def prepare_run_folder(args: argparse.Namespace) -> dict | None:
     """Check --out against --resume and --overwrite; return the checkpoint to resume from, or None.
 
-    Raises RunFolderError when --out already holds a run and neither flag is
+    Raises RunFolderError when --out already contains a run and neither flag is
     given, when --resume finds no checkpoint, or when the checkpoint's
     trajectory options differ from the command line.
     """
@@ -276,7 +289,7 @@ def prepare_run_folder(args: argparse.Namespace) -> dict | None:
             name = config.get("experiment", "?") + (f" ({config['fix']})" if config.get("fix") else "")
             described = f"a {existing.get('status', 'unknown')} {name} run"
         raise RunFolderError(
-            f"{out} already holds {described}: pass --resume to continue it, --overwrite to replace it, "
+            f"{out} already contains {described}: pass --resume to continue it, --overwrite to replace it, "
             f"or --out DIR for a new folder"
         )
     return None
@@ -318,7 +331,13 @@ def build_trainer(args: argparse.Namespace) -> GANTrainer:
 
         remedy = make_remedy(args.fix, **args.remedy_options)
     return GANTrainer(
-        generator, discriminator, args.device, remedy=remedy, lr=args.lr, max_loss=args.max_loss
+        generator,
+        discriminator,
+        args.device,
+        remedy=remedy,
+        lr=args.lr,
+        max_loss=args.max_loss,
+        autocast_dtype=PRECISIONS[args.precision],
     )
 
 
@@ -349,22 +368,15 @@ def load_generator(path, device="cpu") -> tuple[Generator, dict]:
 # --------------------------------------------------------------------------- figures
 
 
-def save_letter_grid(generator, device, z_dim: int, seed: int, path: Path) -> None:
-    """Save the alphabet grid of ``generator`` to ``path`` without touching the training RNG."""
-    import matplotlib.pyplot as plt
-
+def save_letter_grid(generator, device, z_dim: int, seed: int, path: Path, classifier=None) -> None:
+    """Save the alphabet grid of ``generator``, captioned by ``classifier`` when given, to ``path``."""
     from provided.visualize import plot_alphabet_grid
 
-    figure = plot_alphabet_grid(generator, device, z_dim, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+    plot_alphabet_grid(generator, device, z_dim, seed, classifier=classifier, save_path=path)
 
 
 def save_final_figures(trainer: GANTrainer, out: Path, config: dict, device) -> None:
     """Write mode_collapse_analysis.png, the final letter histogram and an interpolation sequence."""
-    import matplotlib.pyplot as plt
-
     from problem1.evaluate import interpolation_experiment
     from provided.visualize import plot_letter_histogram
 
@@ -372,11 +384,19 @@ def save_final_figures(trainer: GANTrainer, out: Path, config: dict, device) -> 
     evaluations = trainer.history["evaluations"]
     if evaluations.get("letter_counts"):
         counts = dict(zip(LETTERS, evaluations["letter_counts"][-1]))
-        figure = plot_letter_histogram(counts)
-        figure.savefig(out / "visualizations" / "letter_histogram_final.png", dpi=120)
-        plt.close(figure)
+        plot_letter_histogram(
+            counts,
+            title=f"Final letter histogram, epoch {evaluations['epoch'][-1]} "
+                  f"({NUM_LETTERS - len(evaluations['missing_letters'][-1])}/26 letters)",
+            save_path=out / "visualizations" / "letter_histogram_final.png",
+        )
     interpolation_experiment(
-        trainer.generator, device, save_dir=out / "visualizations", seed=config["seed"], alphabet_path=False,
+        trainer.generator,
+        device,
+        save_dir=out / "visualizations",
+        seed=config["seed"],
+        alphabet_path=False,
+        n_candidates=1000,
         font_dir=config["data_dir"],
     )
 
@@ -386,6 +406,8 @@ def save_final_figures(trainer: GANTrainer, out: Path, config: dict, device) -> 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     config = run_config(args)
     try:
         checkpoint = prepare_run_folder(args)
@@ -468,7 +490,7 @@ def main(argv=None) -> int:
                 if epoch in args.checkpoint_epochs or epoch == args.epochs:
                     save_letter_grid(
                         trainer.generator, device, args.z_dim, args.seed,
-                        out / "visualizations" / f"letters_epoch{epoch:03d}.png",
+                        out / "visualizations" / f"letters_epoch{epoch:03d}.png", classifier=evaluator.classifier,
                     )
 
             # Checkpoint: captured after evaluation, which left the RNG states untouched.
