@@ -78,7 +78,7 @@ def software_versions() -> dict:
     """Versions that affect numerical results, for run logs."""
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
         "numpy": np.__version__,
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
