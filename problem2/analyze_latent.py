@@ -27,6 +27,7 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.neighbors import KNeighborsClassifier
+from threadpoolctl import threadpool_limits  # installed with scikit-learn
 
 from problem2.generate import (
     DEFAULT_MODEL_PATH,
@@ -178,13 +179,15 @@ def visualize_latent_hierarchy(model, data_loader, device=None, *, out_dir=DEFAU
         "n_points": int(len(chosen)),
     }
 
-    # t-SNE needs a perplexity below the number of points, so small sets use (n - 1) / 3.
     figure = Figure(figsize=(11, 5))
     axes = figure.subplots(1, 2)
     for ax, name, codes in ((axes[0], "z_high", mu_high), (axes[1], "z_low", mu_low)):
+        # t-SNE needs a perplexity below the number of points, so small sets use (n - 1) / 3.
+        # One OpenMP thread, as in provided.visualize: under load, extra threads made t-SNE several times slower.
         tsne = TSNE(n_components=2, perplexity=min(perplexity, (len(chosen) - 1) / 3), init="pca",
                     random_state=seed)
-        embedding = tsne.fit_transform(codes[chosen])
+        with threadpool_limits(limits=1):
+            embedding = tsne.fit_transform(codes[chosen])
         score = float(silhouette_score(embedding, labels[chosen]))
         result[f"silhouette_tsne_{name}"] = score
         for style, colour in enumerate(STYLE_COLOURS):
