@@ -309,6 +309,12 @@ def main(argv=None) -> list[dict]:
             label = args.style
         if args.n < 1:
             raise ValueError(f"invalid --n {args.n}: expected at least 1")
+        if args.loops < 1:
+            raise ValueError(f"invalid --loops {args.loops}: expected at least 1")
+        if not args.bpm > 0:
+            raise ValueError(f"invalid --bpm {args.bpm}: expected a positive tempo")
+        if args.temperature < 0:
+            raise ValueError(f"invalid --temperature {args.temperature}: expected a value >= 0")
         device = select_device(args.device)
         model = load_model(args.model, device)
     except (ValueError, FileNotFoundError) as error:

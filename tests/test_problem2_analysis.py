@@ -325,6 +325,13 @@ def test_generate_cli_rejects_unknown_style(tiny_checkpoint, capsys):
     assert "choose one of rock, jazz, hiphop, electronic, latin" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("option, value", [("--loops", "0"), ("--bpm", "-5"), ("--n", "0")])
+def test_generate_cli_rejects_bad_number(tiny_checkpoint, capsys, option, value):
+    with pytest.raises(SystemExit):
+        generate.main([option, value, "--model", str(tiny_checkpoint)])
+    assert f"invalid {option}" in capsys.readouterr().err
+
+
 def test_generate_cli_missing_model_names_command(tmp_path, capsys):
     with pytest.raises(SystemExit):
         generate.main(["--model", str(tmp_path / "none.pth")])
