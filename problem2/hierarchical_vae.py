@@ -79,7 +79,8 @@ class HierarchicalDrumVAE(nn.Module):
     the width of the convolutional encoder; ``hidden_dim``, the width of the MLPs
     (the decoder and the encoder head); ``latent_hidden_dim``, the width of the
     two small MLPs between the latent levels (q(z_high | z_low) and
-    p(z_low | z_high)).
+    p(z_low | z_high)); ``dropout``, the dropout probability after each hidden
+    layer of the decoder, active in training mode only.
     """
 
     def __init__(
@@ -89,6 +90,7 @@ class HierarchicalDrumVAE(nn.Module):
         conv_channels: int = 64,
         hidden_dim: int = 256,
         latent_hidden_dim: int = 64,
+        dropout: float = 0.0,
     ):
         super().__init__()
         for name, value in (("z_high_dim", z_high_dim), ("z_low_dim", z_low_dim),
@@ -96,6 +98,8 @@ class HierarchicalDrumVAE(nn.Module):
                             ("latent_hidden_dim", latent_hidden_dim)):
             if int(value) != value or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if not 0.0 <= dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
         self.z_high_dim = int(z_high_dim)
         self.z_low_dim = int(z_low_dim)
 
@@ -120,8 +124,10 @@ class HierarchicalDrumVAE(nn.Module):
         self.decoder = nn.Sequential(
             nn.Linear(z_high_dim + z_low_dim, hidden_dim),
             nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden_dim, hidden_dim),
             nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(hidden_dim, N_STEPS * N_INSTRUMENTS),
         )
 
@@ -224,6 +230,7 @@ class HierarchicalDrumVAE(nn.Module):
             "conv_channels": conv.out_channels,
             "hidden_dim": self.decoder[0].out_features,
             "latent_hidden_dim": self.high_encoder[0].out_features,
+            "dropout": self.decoder[2].p,
         }
 
 

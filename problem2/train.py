@@ -56,11 +56,12 @@ DEFAULTS = {
     "conv_channels": 64,         # width of the first encoder convolution (the next two have twice as many)
     "hidden_dim": 256,           # width of the decoder MLP and the encoder head
     "latent_hidden_dim": 64,     # width of the MLPs q(z_high | z_low) and p(z_low | z_high)
+    "dropout": 0.2,              # decoder dropout, against overfitting the 800 training patterns
     "anneal": "cyclical",
     "n_cycles": 4,               # cyclical annealing: M cycles over the run (Fu et al. 2019)
     "anneal_ratio": 0.5,         # share R of each cycle (or of the run, linear and sigmoid) over which beta rises
-    "free_bits": 0.0,            # KL floor per latent dimension, nats
-    "free_bits_high": None,      # KL floor per z_high dimension, nats; None uses free_bits
+    "free_bits": 0.0,            # KL floor per z_low dimension, nats (and per z_high dimension when free_bits_high is None)
+    "free_bits_high": 0.75,      # KL floor per z_high dimension, nats: 4 x 0.75 = 3 nats, above log 5 for 5 styles
     "kl_high_weight": 1.0,       # weight of the z_high KL relative to beta (the z_low KL gets beta itself)
     "seed": 641,
     "eval_every": 10,            # epochs between full evaluations (IWAE NLL, kNN, generated patterns)
@@ -87,6 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--hidden-dim", type=int, help=f"width of the decoder and encoder MLPs (default {DEFAULTS['hidden_dim']})")
     add("--latent-hidden-dim", type=int,
         help=f"width of the MLPs between the latent levels (default {DEFAULTS['latent_hidden_dim']})")
+    add("--dropout", type=float,
+        help=f"dropout probability after each hidden decoder layer (default {DEFAULTS['dropout']})")
 
     # KL weights:
     add("--anneal", choices=ANNEAL_METHODS,
@@ -96,10 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"share of each cycle (cyclical) or of the run (linear, sigmoid) over which beta rises "
              f"from 0 to 1 (default {DEFAULTS['anneal_ratio']})")
     add("--free-bits", type=float,
-        help=f"minimum KL per latent dimension in nats, applied to the batch mean (default {DEFAULTS['free_bits']})")
+        help=f"minimum KL per z_low dimension in nats, applied to the batch mean of each dimension "
+             f"(default {DEFAULTS['free_bits']})")
     add("--free-bits-high", type=float,
-        help="minimum KL per z_high dimension in nats, overriding --free-bits for that level "
-             "(default: the --free-bits value)")
+        help=f"minimum KL per z_high dimension in nats, applied like --free-bits "
+             f"(default {DEFAULTS['free_bits_high']})")
     add("--kl-high-weight", type=float,
         help=f"weight of the z_high KL term relative to the schedule's beta; below 1 lets z_high carry "
              f"more information (default {DEFAULTS['kl_high_weight']})")
@@ -219,6 +223,7 @@ def plot_training_curves(records: list[dict], path: Path) -> None:
 
     ax_kl.plot(epochs, [r["val_kl_low"] for r in records], label="val KL low")
     ax_kl.plot(epochs, [r["val_kl_high"] for r in records], label="val KL high")
+    ax_kl.axhline(0.0, color="gray", linewidth=0.5)  # the sampled z_low term can be negative
     ax_kl.set(xlabel="epoch", ylabel="nats per pattern", title="KL terms and beta")
     ax_beta = ax_kl.twinx()
     ax_beta.plot(epochs, [r["beta"] for r in records], color="black", alpha=0.4, label="beta")
@@ -285,7 +290,8 @@ def run(argv=None) -> dict:
 
     model = HierarchicalDrumVAE(z_high_dim=config["z_high_dim"], z_low_dim=config["z_low_dim"],
                                 conv_channels=config["conv_channels"], hidden_dim=config["hidden_dim"],
-                                latent_hidden_dim=config["latent_hidden_dim"]).to(device)
+                                latent_hidden_dim=config["latent_hidden_dim"],
+                                dropout=config["dropout"]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
 
     if checkpoint is None:

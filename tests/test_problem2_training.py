@@ -1,12 +1,13 @@
 """Training loop and train.py: loss goes down, files are written, resume is exact, NaN guard."""
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 
 import problem2.training_utils as training_utils
-from problem2 import train
+from problem2 import evaluate, train
 from problem2.hierarchical_vae import HierarchicalDrumVAE, load_vae_checkpoint
 
 SUBSET_PER_STYLE = {"train": 32, "val": 8}  # 160 train and 40 val patterns
@@ -216,3 +217,35 @@ def test_nan_batch_leaves_weights_unchanged():
     with pytest.raises(FloatingPointError):
         training_utils.train_one_epoch(model, optimizer, _loader([bad]), "cpu", 1.0, 1.0, progress=False)
     assert all(torch.equal(before[name], value) for name, value in model.state_dict().items())
+
+
+# ---------------------------------------------------------------------------
+# evaluate.py command line
+
+def test_evaluate_cli_writes_evaluation(finished_run, subset_dir, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "evaluation.json").unlink()
+    code = evaluate.main(["--run", str(run_dir), "--data-dir", str(subset_dir), "--iwae-samples", "10",
+                          "--fresh-samples", "0"])
+    assert code == 0
+    with open(run_dir / "evaluation.json") as handle:
+        assert json.load(handle)["val"]["iwae_samples"] == 10
+    assert "KL(p_true || model)" in capsys.readouterr().out
+
+
+def test_evaluate_compare_writes_table(finished_run, subset_dir, tmp_path):
+    runs = [tmp_path / "first", tmp_path / "second"]
+    for run_dir in runs:
+        shutil.copytree(finished_run, run_dir)
+    table_path = tmp_path / "comparison.md"
+    code = evaluate.main(["--compare", *map(str, runs), "--table", str(table_path), "--data-dir", str(subset_dir)])
+    assert code == 0
+    lines = table_path.read_text().splitlines()
+    assert len(lines) == 4  # header, separator, one row per run
+    assert lines[2].startswith("| first | none |")
+
+
+def test_evaluate_missing_run_fails(tmp_path, capsys):
+    assert evaluate.main(["--run", str(tmp_path)]) == 1
+    assert "python problem2/train.py" in capsys.readouterr().err

@@ -205,6 +205,19 @@ def test_forward_rejects_wrong_shape(model):
         model(torch.zeros(2, 9, 16))
 
 
+def test_model_args_rebuild_model():
+    original = HierarchicalDrumVAE(z_high_dim=3, z_low_dim=6, conv_channels=8, hidden_dim=32,
+                                   latent_hidden_dim=16, dropout=0.1)
+    rebuilt = HierarchicalDrumVAE(**original.model_args())
+    rebuilt.load_state_dict(original.state_dict())
+    assert rebuilt.model_args() == original.model_args()
+
+
+def test_invalid_dropout_rejected():
+    with pytest.raises(ValueError, match="dropout"):
+        HierarchicalDrumVAE(dropout=1.0)
+
+
 def test_load_checkpoint_missing_names_command(tmp_path):
     with pytest.raises(FileNotFoundError, match="problem2/train.py"):
         load_vae_checkpoint(tmp_path / "best_model.pth")
