@@ -28,7 +28,9 @@ import argparse
 import json
 import math
 import shutil
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -120,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--subset", type=int, default=None,
                         help="train on this many randomly chosen training images only (smoke runs, tests)")
     parser.add_argument("--max-loss", type=float, default=1e3,
-                        help="stop the run when a loss exceeds this value in nats (or is NaN/inf)")
+                        help="stop the run when a BCE loss exceeds this value in nats; any NaN or inf "
+                             "loss also stops it")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                         help="fp32, or bf16 autocast of the forward passes (faster on CPUs with bf16 support)")
     parser.add_argument("--threads", type=int, default=None,
@@ -404,6 +407,10 @@ def save_final_figures(trainer: GANTrainer, out: Path, config: dict, device) -> 
 # --------------------------------------------------------------------------- main loop
 
 
+def _raise_keyboard_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
@@ -464,6 +471,9 @@ def main(argv=None) -> int:
         f"epochs {trainer.epoch + 1}-{args.epochs}"
     )
     write_log("running")
+    # SIGTERM (a scheduler or kill) ends the run like Ctrl-C: log it, keep the last checkpoint.
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous_handler = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt) if in_main_thread else None
     try:
         for epoch in range(trainer.epoch + 1, args.epochs + 1):
             record = trainer.train_epoch(batches, progress=not args.no_progress)
@@ -519,6 +529,9 @@ def main(argv=None) -> int:
             file=sys.stderr,
         )
         return 130
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous_handler)
 
     with preserved_rng_state():
         save_final_figures(trainer, out, config, device)

@@ -201,7 +201,12 @@ class GANTrainer:
 
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=lr, betas=betas)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=lr, betas=betas)
+        # Both BCE losses are in nats, so one ceiling fits them. A remedy's own
+        # generator loss (feature matching: a squared feature distance) has
+        # another scale and is only checked for NaN and inf, unless the remedy
+        # sets max_generator_loss.
         self.max_loss = max_loss
+        self.max_generator_loss = max_loss if remedy is None else getattr(remedy, "max_generator_loss", math.inf)
         self.log_every = log_every
         # Mixed precision for the forward passes (torch.bfloat16 on CPU); None trains in fp32.
         self.autocast_dtype = autocast_dtype
@@ -300,7 +305,8 @@ class GANTrainer:
 
         Step values move to the host every ``sync_every`` steps, when they are
         checked and logged. Raises TrainingDiverged when a loss or gradient
-        norm is not finite or a loss exceeds ``max_loss``. Nothing from the
+        norm is not finite or a loss exceeds its ceiling (``max_loss``, or
+        ``max_generator_loss`` for a remedy's generator loss). Nothing from the
         failed epoch enters ``history`` then, but the networks hold the
         diverged weights, so restore a checkpoint before training further.
         """
@@ -343,13 +349,14 @@ class GANTrainer:
         """Move pending step values to the host, check them, and log every ``log_every``-th step."""
         values = torch.stack([stats for _, stats, _ in pending]).double().cpu()
         finite = torch.isfinite(values).all(dim=1)
-        too_large = values[:, :2].abs() > self.max_loss
+        too_large = (values[:, 0].abs() > self.max_loss) | (values[:, 1].abs() > self.max_generator_loss)
         for row, (step, _, remedy_stats) in enumerate(pending):
-            if not bool(finite[row]) or bool(too_large[row].any()):
+            if not bool(finite[row]) or bool(too_large[row]):
                 described = ", ".join(f"{key}={value:.4g}" for key, value in zip(STEP_KEYS, values[row].tolist()))
                 raise TrainingDiverged(
                     f"training diverged at epoch {epoch}, step {step}: {described} "
-                    f"(limit |loss| <= {self.max_loss:g}); the last good checkpoint is kept"
+                    f"(limits |d_loss| <= {self.max_loss:g}, |g_loss| <= {self.max_generator_loss:g}); "
+                    "the last good checkpoint is kept"
                 )
             if step % self.log_every == 0:
                 step_log["epoch"].append(epoch)

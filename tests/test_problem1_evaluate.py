@@ -146,7 +146,7 @@ def test_style_consistency_conditional(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory, font_dir):
     out = tmp_path_factory.mktemp("p1eval") / "vanilla"
-    code = train.main(["--epochs", "2", "--checkpoint-epochs", "1", "--subset", "96", "--batch-size", "32",
+    code = train.main(["--epochs", "2", "--checkpoint-epochs", "1", "--subset", "64", "--batch-size", "32",
                        "--eval-samples", "200", "--no-progress", "--device", "cpu",
                        "--data-dir", str(font_dir), "--out", str(out)])
     assert code == 0

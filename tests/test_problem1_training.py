@@ -7,7 +7,7 @@ import torch
 
 import problem1.training_dynamics as dynamics
 from problem1 import train
-from problem1.fixes import FeatureMatching
+from problem1.fixes import FeatureMatching, Remedy
 from problem1.models import Discriminator, Generator
 from problem1.training_dynamics import (
     GANTrainer,
@@ -133,7 +133,33 @@ def test_nan_loss_raises_and_keeps_history(monkeypatch):
 def test_exploding_loss_raises():
     torch.manual_seed(0)
     trainer = GANTrainer(Generator(), Discriminator(), "cpu", max_loss=1e-3)
-    with pytest.raises(TrainingDiverged, match="limit"):
+    with pytest.raises(TrainingDiverged, match=r"limits \|d_loss\| <= 0.001"):
+        trainer.train_epoch(synthetic_batches(), progress=False)
+
+
+class OffsetLoss(Remedy):
+    """Test remedy: a generator loss of about 100, far above any BCE value."""
+
+    name = "offset"
+
+    def generator_loss(self, *, generator, discriminator, real_images, z, class_label, d_optimizer):
+        return 100.0 + generator(z, class_label).mean(), {}
+
+
+def test_remedy_loss_skips_bce_ceiling():
+    torch.manual_seed(0)
+    trainer = GANTrainer(Generator(), Discriminator(), "cpu", remedy=OffsetLoss(), max_loss=10.0)
+    record = trainer.train_epoch(synthetic_batches(), progress=False)
+    assert record["g_loss"] > 10.0
+    assert trainer.epoch == 1
+
+
+def test_remedy_ceiling_applies_when_set():
+    torch.manual_seed(0)
+    remedy = OffsetLoss()
+    remedy.max_generator_loss = 10.0
+    trainer = GANTrainer(Generator(), Discriminator(), "cpu", remedy=remedy)
+    with pytest.raises(TrainingDiverged, match=r"\|g_loss\| <= 10"):
         trainer.train_epoch(synthetic_batches(), progress=False)
 
 
@@ -206,6 +232,23 @@ def test_diverged_run_keeps_last_good_checkpoint(tmp_path, font_dir, monkeypatch
     assert log["status"] == "diverged"
     checkpoint = torch.load(out / "checkpoint_last.pth", weights_only=True)
     assert checkpoint["trainer"]["epoch"] == 1
+
+
+def test_interrupted_run_keeps_finished_epoch(tmp_path, font_dir, monkeypatch, capsys):
+    real_train_epoch = GANTrainer.train_epoch
+
+    def interrupt_second_epoch(self, *args, **kwargs):
+        if self.epoch == 1:
+            raise KeyboardInterrupt
+        return real_train_epoch(self, *args, **kwargs)
+
+    monkeypatch.setattr(GANTrainer, "train_epoch", interrupt_second_epoch)
+    out = tmp_path / "interrupted"
+    code = train.main(["--epochs", "2", "--data-dir", str(font_dir), "--out", str(out), *TINY_RUN])
+    assert code == 130
+    assert "continue with the same options plus --resume" in capsys.readouterr().err
+    assert json.loads((out / "training_log.json").read_text())["status"] == "interrupted"
+    assert torch.load(out / "checkpoint_last.pth", weights_only=True)["trainer"]["epoch"] == 1
 
 
 # --------------------------------------------------------------------------- command-line checks
