@@ -252,17 +252,20 @@ def humanize_variations(model, pattern, *, scales=(0.25, 0.5, 1.0, 2.0), n_varia
 
 
 def long_sequence(model, style: str, centroids, *, n_bars: int = 8, correlation: float = 0.8,
-                  temperature: float = 1.0, oracle=None, out_dir=DEFAULT_CREATIVE_DIR, device=None,
-                  seed: int = 0) -> dict:
+                  temperature: float = 1.0, decode: str = "threshold", oracle=None,
+                  out_dir=DEFAULT_CREATIVE_DIR, device=None, seed: int = 0) -> dict:
     """Generate ``n_bars`` bars in one style: z_high fixed at the centroid, z_low moving smoothly.
 
     The z_low noise follows a stationary AR(1) process,
     e_t = correlation * e_(t-1) + sqrt(1 - correlation^2) * n_t with n_t ~ N(0, I),
     so every bar is a draw from p(z_low | z_high) at ``temperature`` and
-    neighbouring bars are similar. Bars are thresholded at p > 0.5.
+    neighbouring bars are similar. Bars are decoded with ``decode``: the
+    default "threshold" keeps the most likely pattern of each bar, so bars
+    change only where z_low moves a cell across p = 0.5, while "sample" adds
+    the model's cell noise to every bar.
 
     Returns a dict with:
-        style, n_bars, correlation: the settings
+        style, n_bars, correlation, decode: the settings
         style_consistency: share of bars the oracle assigns to ``style``
         mean_style_posterior: mean oracle posterior of ``style`` over the bars
         bar_styles: the oracle's style of each bar
@@ -287,12 +290,12 @@ def long_sequence(model, style: str, centroids, *, n_bars: int = 8, correlation:
 
     z_high = torch.as_tensor(np.asarray(centroids)[target], dtype=torch.float32, device=device).expand(n_bars, -1)
     z_low = prior_low_std_normal(model, z_high, noise, temperature)
-    bars, _ = decode_patterns(model, z_high, z_low)
+    bars, _ = decode_patterns(model, z_high, z_low, mode=decode, generator=generator)
     posterior, predicted = oracle_styles(oracle, bars)
     changes = (bars[1:] != bars[:-1]).reshape(n_bars - 1, -1).sum(axis=1) if n_bars > 1 else np.zeros(0)
 
     result = {
-        "style": style, "n_bars": n_bars, "correlation": correlation,
+        "style": style, "n_bars": n_bars, "correlation": correlation, "decode": decode,
         "style_consistency": float((predicted == target).mean()),
         "mean_style_posterior": float(posterior[:, target].mean()),
         "bar_styles": [STYLES[s] if s >= 0 else None for s in predicted],

@@ -295,6 +295,13 @@ def test_long_sequence_outputs(model, centroids, oracle, tmp_path):
     assert_figures_written(result, ["sequence"])
 
 
+def test_long_sequence_sampled_bars_differ(model, centroids, oracle, tmp_path):
+    result = creative.long_sequence(model, "rock", centroids, n_bars=3, decode="sample", oracle=oracle,
+                                    out_dir=tmp_path)
+    assert result["decode"] == "sample"
+    assert result["mean_cell_changes_between_bars"] > 0
+
+
 def test_long_sequence_rejects_bad_correlation(model, centroids):
     with pytest.raises(ValueError, match="correlation"):
         creative.long_sequence(model, "rock", centroids, correlation=1.0)
