@@ -9,8 +9,8 @@ to ``<run>/evaluation/``. ``--runs`` writes ``comparison.png``,
 ``comparison.md`` and ``comparison.json`` to ``--out`` (default
 problem1/results/comparison/).
 
-Letters are read by the trained classifier of ``provided.letter_classifier``;
-a sample counts as a letter when the classifier gives that letter a
+The trained classifier of ``provided.letter_classifier`` reads the letters.
+A sample counts as a letter when the classifier gives that letter a
 probability of at least 0.9, as in ``provided.metrics.mode_coverage_score``.
 """
 from __future__ import annotations

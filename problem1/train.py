@@ -467,7 +467,8 @@ def main(argv=None) -> int:
         atomic_write_json(log, out / LOG_NAME)
 
     print(
-        f"training {trainer.history['remedy']} GAN: {len(train_labels)} images, {len(batches)} steps per epoch, "
+        f"training {trainer.history['remedy']} GAN{' (conditional)' if args.conditional else ''}: "
+        f"{len(train_labels)} images, {len(batches)} steps per epoch, "
         f"epochs {trainer.epoch + 1}-{args.epochs}"
     )
     write_log("running")

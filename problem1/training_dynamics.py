@@ -72,7 +72,7 @@ class ShuffledBatches:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         if images.shape[0] != labels.shape[0]:
-            raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
+            raise ValueError(f"images and labels differ in length: {images.shape[0]} images, {labels.shape[0]} labels")
         if images.shape[0] == 0:
             raise ValueError("no training images")
         self.images = images.contiguous()
@@ -162,12 +162,15 @@ class GANTrainer:
     once with the non-saturating loss or ``remedy.generator_loss``. The
     remedy's ``prepare_discriminator`` runs before the optimizers exist.
 
-    ``history`` contains plain Python values (JSON-ready):
-    ``remedy`` (name, "vanilla" for none); ``steps``: per logged step
-    ``epoch``, ``step`` (global, from 1) and ``STEP_KEYS`` plus any remedy
-    statistics; ``epochs``: per epoch ``epoch`` (from 1), ``seconds``
-    (training time only) and the batch means of ``STEP_KEYS``;
-    ``evaluations``: per evaluation the fields of ``LetterEvaluator.evaluate``.
+    ``history`` contains plain Python values (JSON-ready), as columns of lists:
+
+    - ``remedy``: the remedy's name, "vanilla" for none.
+    - ``steps``: per logged step, ``epoch``, ``step`` (global, from 1), the
+      ``STEP_KEYS`` and any remedy statistics.
+    - ``epochs``: per epoch, ``epoch`` (from 1), ``seconds`` (training time
+      only, evaluation excluded) and the batch means of ``STEP_KEYS``.
+    - ``evaluations``: per evaluation, the fields of ``LetterEvaluator.evaluate``
+      (train.py adds ``epoch`` and ``seconds``).
     """
 
     def __init__(
