@@ -73,6 +73,8 @@ TRAJECTORY_OPTIONS = (
     "experiment", "fix", "conditional", "batch_size", "lr", "z_dim", "seed", "subset", "remedy_options", "precision",
 )
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16}
+# Values assumed for options that checkpoints from before the option existed do not record.
+MISSING_OPTION_DEFAULTS = {"precision": "fp32"}
 
 
 def _fix_choices() -> tuple[str, ...]:
@@ -268,6 +270,7 @@ def prepare_run_folder(args: argparse.Namespace) -> dict | None:
             raise RunFolderError(f"{checkpoint_path} has format {checkpoint.get('format')}, expected {CHECKPOINT_FORMAT}")
         stored = checkpoint["config"]
         current = run_config(args)
+        stored = {**MISSING_OPTION_DEFAULTS, **stored}
         differences = [
             f"--{key.replace('_', '-')} was {stored.get(key)!r}, now {current[key]!r}"
             for key in TRAJECTORY_OPTIONS
