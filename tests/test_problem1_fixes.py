@@ -204,6 +204,18 @@ def test_minibatch_layer_output_concatenates():
     assert torch.equal(output[:, :4], features)
 
 
+def test_minibatch_init_scale():
+    torch.manual_seed(0)
+    layer = MinibatchDiscriminationLayer(400, num_kernels=50, kernel_dim=4, init_scale=0.1)
+    # Entries of T are drawn from N(0, (0.1 / sqrt(400))^2) = N(0, 0.005^2).
+    assert layer.T.std().item() == pytest.approx(0.005, rel=0.02)
+
+
+def test_minibatch_rejects_bad_init_scale():
+    with pytest.raises(ValueError, match="init_scale"):
+        MinibatchDiscriminationLayer(4, init_scale=0.0)
+
+
 def test_minibatch_single_sample_zero():
     layer = MinibatchDiscriminationLayer(4, num_kernels=3, kernel_dim=2)
     assert torch.equal(layer.closeness(torch.randn(1, 4)), torch.zeros(1, 3))
@@ -320,6 +332,38 @@ def test_unrolled_full_gradient_differs():
     difference = max((a - b).abs().max().item() for a, b in zip(full, first_order))
     assert all(torch.isfinite(grad).all() for grad in full)
     assert difference > 1e-4
+
+
+@pytest.mark.parametrize("lookahead_optimizer", ["adam", "sgd"])
+def test_unrolled_full_gradient_finite_differences(lookahead_optimizer):
+    # In float64, the gradient through the unrolled steps must match central differences of the loss.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        generator, discriminator, d_optimizer, real, z = small_setup()
+        remedy = UnrolledGAN(3, differentiate_through_unroll=True, lookahead_optimizer=lookahead_optimizer,
+                             lookahead_lr=0.1 if lookahead_optimizer == "sgd" else None)
+
+        def loss_value():
+            loss, _ = remedy.generator_loss(generator=generator, discriminator=discriminator, real_images=real,
+                                            z=z, class_label=None, d_optimizer=d_optimizer)
+            return loss
+
+        weight = generator.net[0].weight
+        (analytic,) = torch.autograd.grad(loss_value(), [weight])
+        step = 1e-6
+        for index in [(0, 0), (1, 2), (3, 1), (7, 0)]:
+            with torch.no_grad():
+                weight[index] += step
+            upper = loss_value().item()
+            with torch.no_grad():
+                weight[index] -= 2 * step
+            lower = loss_value().item()
+            with torch.no_grad():
+                weight[index] += step
+            assert analytic[index].item() == pytest.approx((upper - lower) / (2 * step), rel=1e-5, abs=1e-9), index
+    finally:
+        torch.set_default_dtype(default_dtype)
 
 
 def test_unrolled_sgd_step_reference():
