@@ -31,6 +31,7 @@ from problem2.hierarchical_vae import HierarchicalDrumVAE, load_vae_checkpoint
 from problem2.training_utils import (analyze_posterior_collapse, fixed_seed, gaussian_log_density,
                                      patterns_tensor, posterior_means, sample_style_patterns)
 from provided.drum_oracle import DrumOracle, forward_kl, paired_forward_kl
+from provided.drum_process import STYLES
 from provided.metrics import drum_pattern_validity, sequence_diversity
 from provided.paths import DEFAULT_DRUM_DIR, PROBLEM2_RESULTS
 from provided.runtime import DEVICE_CHOICES, atomic_write_json, select_device
@@ -226,6 +227,20 @@ def evaluate_model(model: HierarchicalDrumVAE, train_set, val_set, oracle: DrumO
     return result
 
 
+def style_temperature_sweep(model: HierarchicalDrumVAE, oracle: DrumOracle, patterns, styles,
+                            temperatures, methods=("region", "centroid"), n_per_style: int = 1000,
+                            device="cpu", seed: int = 0) -> list[dict]:
+    """Return ``generated_pattern_metrics`` for every (method, temperature) pair.
+
+    Temperature scales the spread of the z_low prior and divides the decoder
+    logits, so values below 1 trade diversity for style purity; T = 1 samples
+    the model itself.
+    """
+    return [generated_pattern_metrics(model, oracle, patterns, styles, n_per_style, temperature=float(t),
+                                      method=method, device=device, seed=seed)
+            for method in methods for t in temperatures]
+
+
 def format_evaluation(evaluation: dict) -> str:
     """Return a one-line summary of ``evaluate_model``'s result."""
     val = evaluation["val"]
@@ -359,6 +374,21 @@ def print_evaluation(evaluation: dict) -> None:
               f"mean -log p_true {centroid['neg_log_p_true']:.2f} nats, diversity {centroid['diversity']:.3f}")
 
 
+def print_style_sweep(run_dir: Path, data_dir: Path, temperatures, device, seed: int) -> None:
+    model, _ = load_vae_checkpoint(run_dir / "best_model.pth", map_location=device)
+    model.to(device)
+    oracle = DrumOracle.from_data_dir(data_dir)
+    train_set = DrumPatternDataset(data_dir, "train")
+    rows = style_temperature_sweep(model, oracle, train_set.patterns, np.asarray(train_set.styles),
+                                   temperatures, device=device, seed=seed)
+    names = " | ".join(STYLES)
+    print(f"| z_high from | T | style accuracy | {names} |")
+    print("|---|---|---|" + "---|" * oracle.n_styles)
+    for row in rows:
+        per_style = " | ".join(f"{a:.1%}" for a in row["style_accuracy_per_style"])
+        print(f"| {row['method']} | {row['temperature']:g} | {row['style_accuracy']:.2%} | {per_style} |")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="Evaluate a drum VAE run, or compare several runs.")
     parser.add_argument("--run", type=Path, default=PROBLEM2_RESULTS,
@@ -374,6 +404,9 @@ def main(argv=None) -> int:
     parser.add_argument("--fresh-samples", type=int, default=5000,
                         help="fresh patterns drawn from the true distribution for a second NLL; 0 skips "
                              "(default: %(default)s)")
+    parser.add_argument("--style-temperatures", type=float, nargs="+", metavar="T",
+                        help="only tabulate the oracle style accuracy of generated patterns at these sampling "
+                             "temperatures (1000 patterns per style)")
     parser.add_argument("--seed", type=int, default=0, help="seed of all evaluation draws (default: %(default)s)")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto", help="compute device (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads for torch (default: %(default)s)")
@@ -382,7 +415,11 @@ def main(argv=None) -> int:
 
     try:
         device = select_device(args.device)
-        if args.compare:
+        if args.style_temperatures:
+            if min(args.style_temperatures) <= 0:
+                raise ValueError(f"invalid --style-temperatures {args.style_temperatures}: each must be > 0")
+            print_style_sweep(args.run, args.data_dir, args.style_temperatures, device, args.seed)
+        elif args.compare:
             rows = []
             for run_dir in args.compare:
                 if not (run_dir / "best_model.pth").exists():
