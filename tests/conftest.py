@@ -3,9 +3,11 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import torch
 
 import setup_data
 from provided.paths import REPO_ROOT
+from provided.runtime import atomic_torch_save
 
 CACHE_DIR = REPO_ROOT / "tests" / ".cache"
 COURSE_DATA_DIR = Path(__file__).resolve().parent / "fixtures" / "course_data"
@@ -48,3 +50,27 @@ def drum_dir(data_dir) -> Path:
 def course_data_dir() -> Path:
     """Sample files written by the course starter's own data script (seed 641)."""
     return COURSE_DATA_DIR
+
+
+TINY_VAE_ARGS = {"z_high_dim": 4, "z_low_dim": 12, "conv_channels": 8, "hidden_dim": 32, "latent_hidden_dim": 16}
+
+
+@pytest.fixture(scope="session")
+def tiny_vae_run_dir(drum_dir, tmp_path_factory) -> Path:
+    """A run folder whose best_model.pth is a small drum VAE trained for 2 epochs on 400 patterns.
+
+    It is saved in problem2/train.py's checkpoint layout, so every loader of that file accepts it.
+    """
+    from problem2.dataset import DrumPatternDataset
+    from problem2.hierarchical_vae import HierarchicalDrumVAE
+    from problem2.training_utils import train_hierarchical_vae
+
+    torch.manual_seed(0)
+    subset = DrumPatternDataset(drum_dir, "train").patterns[:400]
+    loader = torch.utils.data.DataLoader(subset, batch_size=64, shuffle=True)
+    model = HierarchicalDrumVAE(**TINY_VAE_ARGS)
+    train_hierarchical_vae(model, loader, 2, "cpu", progress=False)
+    run_dir = tmp_path_factory.mktemp("tiny_vae_run")
+    atomic_torch_save({"model_state": model.state_dict(), "model_args": model.model_args(),
+                       "config": {"epochs": 2}, "epoch": 2}, run_dir / "best_model.pth")
+    return run_dir

@@ -1,32 +1,17 @@
 """problem2/experiments.ipynb: committed without outputs, and runs top to bottom against a tiny trained VAE."""
 import nbformat
 import pytest
-import torch
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
-from problem2.dataset import DrumPatternDataset
-from problem2.hierarchical_vae import HierarchicalDrumVAE
-from problem2.training_utils import train_hierarchical_vae
 from provided.paths import REPO_ROOT
-from provided.runtime import atomic_torch_save
 
 NOTEBOOK = REPO_ROOT / "problem2" / "experiments.ipynb"
-TINY_MODEL_ARGS = {"z_high_dim": 4, "z_low_dim": 12, "conv_channels": 8, "hidden_dim": 32, "latent_hidden_dim": 16}
 
 
 @pytest.fixture(scope="module")
-def tiny_run_dir(drum_dir, tmp_path_factory):
-    """A run folder whose best_model.pth is a small VAE trained for 2 epochs on 400 patterns."""
-    torch.manual_seed(0)
-    subset = DrumPatternDataset(drum_dir, "train").patterns[:400]
-    loader = torch.utils.data.DataLoader(subset, batch_size=64, shuffle=True)
-    model = HierarchicalDrumVAE(**TINY_MODEL_ARGS)
-    train_hierarchical_vae(model, loader, 2, "cpu", progress=False)
-    run_dir = tmp_path_factory.mktemp("notebook_run")
-    atomic_torch_save({"model_state": model.state_dict(), "model_args": model.model_args(),
-                       "config": {"epochs": 2}, "epoch": 2}, run_dir / "best_model.pth")
-    return run_dir
+def tiny_run_dir(tiny_vae_run_dir):
+    return tiny_vae_run_dir
 
 
 def execute_notebook(monkeypatch, run_dir, drum_dir):

@@ -9,27 +9,15 @@ import torch
 
 from problem2 import analyze_latent, creative, generate
 from problem2.dataset import DrumPatternDataset
-from problem2.hierarchical_vae import HierarchicalDrumVAE
-from problem2.training_utils import style_centroids, train_hierarchical_vae
+from problem2.training_utils import style_centroids
 from provided.drum_oracle import DrumOracle
 from provided.drum_process import STYLES
-from provided.runtime import atomic_torch_save
 
-TINY_MODEL_ARGS = {"z_high_dim": 4, "z_low_dim": 12, "conv_channels": 8, "hidden_dim": 32, "latent_hidden_dim": 16}
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoint(drum_dir, tmp_path_factory):
-    """A small VAE trained for 2 epochs on 400 patterns, saved like problem2/train.py's best_model.pth."""
-    torch.manual_seed(0)
-    subset = DrumPatternDataset(drum_dir, "train").patterns[:400]
-    loader = torch.utils.data.DataLoader(subset, batch_size=64, shuffle=True)
-    model = HierarchicalDrumVAE(**TINY_MODEL_ARGS)
-    train_hierarchical_vae(model, loader, 2, "cpu", progress=False)
-    path = tmp_path_factory.mktemp("tiny_vae") / "best_model.pth"
-    atomic_torch_save({"model_state": model.state_dict(), "model_args": model.model_args(),
-                       "config": {"epochs": 2}, "epoch": 2}, path)
-    return path
+def tiny_checkpoint(tiny_vae_run_dir):
+    return tiny_vae_run_dir / "best_model.pth"
 
 
 @pytest.fixture(scope="module")
