@@ -93,8 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--experiment", choices=EXPERIMENTS, default="vanilla",
                         help="vanilla GAN, or 'fixed' to train with the remedy named by --fix")
-    parser.add_argument("--fix", default="feature_matching",
-                        help=f"remedy for --experiment fixed: one of {', '.join(_fix_choices())}")
+    parser.add_argument("--fix", default=None,
+                        help=f"remedy for --experiment fixed: one of {', '.join(_fix_choices())} "
+                             "(default: feature_matching)")
     parser.add_argument("--epochs", type=int, default=100, help="total number of passes over the training set")
     parser.add_argument("--batch-size", type=int, default=64, help="images per training step")
     parser.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of both networks")
@@ -149,6 +150,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     """Parse and validate the command line; invalid values exit through ``parser.error``."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.fix_given = args.fix is not None
+    if args.fix is None:
+        args.fix = "feature_matching"
 
     for option, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size), ("--z-dim", args.z_dim),
                           ("--eval-every", args.eval_every), ("--eval-samples", args.eval_samples)):
@@ -182,8 +186,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     except ValueError as error:
         parser.error(str(error))
 
+    if args.experiment == "vanilla" and args.fix_given:
+        parser.error(f"--fix {args.fix} needs --experiment fixed; a vanilla run uses no remedy")
     if args.experiment == "vanilla":
         args.fix = None
+    unused = [option for option, value, fix in (
+        ("--unroll-steps", args.unroll_steps, "unrolled"),
+        ("--unroll-first-order", args.unroll_first_order or None, "unrolled"),
+        ("--mbd-kernels", args.mbd_kernels, "minibatch"),
+        ("--mbd-kernel-dim", args.mbd_kernel_dim, "minibatch"),
+    ) if value is not None and args.fix != fix]
+    if unused:
+        parser.error(f"{', '.join(unused)}: used only with --experiment fixed and the matching --fix; "
+                     f"this run uses {args.fix or 'no remedy'}")
     args.remedy_options = remedy_options(args)
     if args.out is None:
         name = "vanilla" if args.experiment == "vanilla" else f"fixed_{args.fix}"
@@ -287,7 +302,12 @@ def prepare_run_folder(args: argparse.Namespace) -> dict | None:
             )
         return checkpoint
 
-    has_run = existing is not None or (out / LAST_CHECKPOINT).exists() or any(out.glob("checkpoint_epoch*.pth"))
+    has_checkpoint = (out / LAST_CHECKPOINT).exists() or any(out.glob("checkpoint_epoch*.pth"))
+    if existing is not None and not has_checkpoint and existing.get("status") in ("interrupted", "running"):
+        # The run stopped before its first epoch ended, so no finished work is lost by starting over.
+        print(f"{out} holds a run that stopped before its first checkpoint: starting it again")
+        return None
+    has_run = existing is not None or has_checkpoint
     if has_run:
         described = "a run"
         if existing is not None:
@@ -425,13 +445,17 @@ def main(argv=None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     out = args.out
+    try:
+        train_images, train_labels, val_images = load_font_data(args.data_dir, args.subset, args.seed)
+    except (FileNotFoundError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     (out / "visualizations").mkdir(parents=True, exist_ok=True)
     device = args.device
     print(f"device: {device}; run folder: {out}")
 
     # Seed, then build: model initialisation draws from the global RNG.
     seed_everything(args.seed)
-    train_images, train_labels, val_images = load_font_data(args.data_dir, args.subset, args.seed)
     batches = ShuffledBatches(train_images, train_labels, args.batch_size, seed=args.seed)
     trainer = build_trainer(args)
     with preserved_rng_state():  # the classifier may train on first use; keep the training RNG as it is
@@ -527,11 +551,15 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         write_log("interrupted")
-        print(
-            f"\ninterrupted: epochs 1-{trainer.epoch} are saved in {out / LAST_CHECKPOINT}; "
-            f"continue with the same options plus --resume",
-            file=sys.stderr,
-        )
+        if (out / LAST_CHECKPOINT).exists():
+            print(
+                f"\ninterrupted: epochs 1-{trainer.epoch} are saved in {out / LAST_CHECKPOINT}; "
+                f"continue with the same options plus --resume",
+                file=sys.stderr,
+            )
+        else:
+            print("\ninterrupted before the first epoch ended: nothing to resume; rerun the same command "
+                  "to start again", file=sys.stderr)
         return 130
     finally:
         if in_main_thread:

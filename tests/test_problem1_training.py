@@ -251,6 +251,29 @@ def test_interrupted_run_keeps_finished_epoch(tmp_path, font_dir, monkeypatch, c
     assert torch.load(out / "checkpoint_last.pth", weights_only=True)["trainer"]["epoch"] == 1
 
 
+def test_interrupt_in_first_epoch_allows_rerun(tmp_path, font_dir, monkeypatch, capsys):
+    def interrupt_at_once(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(GANTrainer, "train_epoch", interrupt_at_once)
+    out = tmp_path / "interrupted_early"
+    code = train.main(["--epochs", "2", "--data-dir", str(font_dir), "--out", str(out), *TINY_RUN])
+    assert code == 130
+    assert "nothing to resume; rerun the same command" in capsys.readouterr().err
+    assert not (out / "checkpoint_last.pth").exists()
+    args = train.parse_args(["--epochs", "2", "--data-dir", str(font_dir), "--out", str(out), *TINY_RUN])
+    assert train.prepare_run_folder(args) is None
+
+
+def test_bad_data_folder_is_reported_before_any_output(tmp_path, font_dir, capsys):
+    empty = tmp_path / "not_fonts"
+    empty.mkdir()
+    out = tmp_path / "never_created"
+    assert train.main(["--data-dir", str(empty), "--out", str(out)]) == 2
+    assert "metadata.json not found" in capsys.readouterr().err
+    assert not out.exists()
+
+
 # --------------------------------------------------------------------------- command-line checks
 
 
@@ -262,6 +285,10 @@ def test_interrupted_run_keeps_finished_epoch(tmp_path, font_dir, monkeypatch, c
         (["--batch-size", "0"], "--batch-size must be a positive integer"),
         (["--fix", "dropout"], "unknown --fix 'dropout'"),
         (["--data-dir", "/nonexistent/fonts"], "/nonexistent/fonts not found: run python setup_data.py"),
+        (["--fix", "minibatch"], "--fix minibatch needs --experiment fixed"),
+        (["--experiment", "fixed", "--fix", "minibatch", "--unroll-steps", "3"],
+         "--unroll-steps: used only with --experiment fixed and the matching --fix"),
+        (["--mbd-kernels", "8"], "--mbd-kernels: used only with --experiment fixed"),
     ],
 )
 def test_cli_rejects_bad_value(arguments, message, font_dir, capsys):
