@@ -351,12 +351,18 @@ def run(argv=None) -> dict:
         atomic_write_json(log, out / "training_log.json")
         epoch_started[0] = time.perf_counter()
 
-    train_hierarchical_vae(model, train_loader, config["epochs"], device, val_data=val_set,
-                           anneal=config["anneal"], n_cycles=config["n_cycles"],
-                           anneal_ratio=config["anneal_ratio"], free_bits=config["free_bits"],
-                           free_bits_high=config["free_bits_high"], kl_high_weight=config["kl_high_weight"],
-                           optimizer=optimizer, start_epoch=start_epoch, history=history,
-                           on_epoch_end=on_epoch_end, progress=not args.no_progress)
+    try:
+        train_hierarchical_vae(model, train_loader, config["epochs"], device, val_data=val_set,
+                               anneal=config["anneal"], n_cycles=config["n_cycles"],
+                               anneal_ratio=config["anneal_ratio"], free_bits=config["free_bits"],
+                               free_bits_high=config["free_bits_high"], kl_high_weight=config["kl_high_weight"],
+                               optimizer=optimizer, start_epoch=start_epoch, history=history,
+                               on_epoch_end=on_epoch_end, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        if (out / "training_log.json").exists():
+            log["status"] = "interrupted"
+            atomic_write_json(log, out / "training_log.json")
+        raise
 
     if history["epochs"]:
         plot_training_curves(history["epochs"], out / "visualizations" / "training_curves.png")
@@ -382,6 +388,11 @@ def main(argv=None) -> int:
     except (ValueError, FileExistsError, FileNotFoundError, FloatingPointError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Every finished epoch is already in last.pth, written atomically at the end of that epoch.
+        print("\ninterrupted: finished epochs are saved in the run folder's last.pth; continue with the same "
+              "--out plus --resume (with none finished, rerun with --overwrite)", file=sys.stderr)
+        return 130
     return 0
 
 

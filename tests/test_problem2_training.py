@@ -249,3 +249,19 @@ def test_evaluate_compare_writes_table(finished_run, subset_dir, tmp_path):
 def test_evaluate_missing_run_fails(tmp_path, capsys):
     assert evaluate.main(["--run", str(tmp_path)]) == 1
     assert "python problem2/train.py" in capsys.readouterr().err
+
+
+def test_ctrl_c_marks_log_and_exits_cleanly(subset_dir, tmp_path, monkeypatch, capsys):
+    real_train = train.train_hierarchical_vae
+
+    def train_then_interrupt(*args, **kwargs):
+        real_train(*args, **kwargs)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "train_hierarchical_vae", train_then_interrupt)
+    out = tmp_path / "interrupted"
+    code = train.main(["--epochs", "1", "--data-dir", str(subset_dir), "--out", str(out), *FAST])
+    assert code == 130
+    assert "continue with the same --out plus --resume" in capsys.readouterr().err
+    assert json.loads((out / "training_log.json").read_text())["status"] == "interrupted"
+    assert (out / "last.pth").exists()
