@@ -575,7 +575,10 @@ def main(argv=None) -> int:
         parser.error(f"--out {args.out} is one of the runs: comparisons go to a folder of their own")
 
     if args.run is not None:
-        results = evaluate_run(args.run, device, weights=args.weights)
+        try:
+            results = evaluate_run(args.run, device, weights=args.weights)
+        except (FileNotFoundError, ValueError) as error:
+            parser.error(f"cannot evaluate {args.run}: {error}")
         recovery = results["mode_recovery"]
         for entry in recovery["checkpoints"]:
             missing = " ".join(entry["missing_letters"]) or "none"
@@ -590,7 +593,13 @@ def main(argv=None) -> int:
         print(f"wrote {args.run / 'evaluation'}")
         return 0
 
-    comparison = compare_runs(args.runs, args.out)
+    try:
+        comparison = compare_runs(args.runs, args.out)
+    except (FileNotFoundError, ValueError) as error:
+        parser.error(f"cannot compare the runs: {error}")
+    except KeyError as error:
+        parser.error(f"cannot compare the runs: a training_log.json lacks the key {error}; "
+                     "is every folder a problem1/train.py run?")
     print(comparison["table"])
     print(f"wrote {args.out / 'comparison.png'}, comparison.md and comparison.json")
     return 0

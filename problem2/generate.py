@@ -317,10 +317,10 @@ def main(argv=None) -> list[dict]:
             raise ValueError(f"invalid --temperature {args.temperature}: expected a value >= 0")
         device = select_device(args.device)
         model = load_model(args.model, device)
+        patterns, styles = load_patterns(args.drum_dir, "train")
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 
-    patterns, styles = load_patterns(args.drum_dir, "train")
     centroids = style_centroids(model, patterns, styles, device=device).numpy()
     generated, _ = generate_from_weights(model, centroids, weights, args.n, temperature=args.temperature,
                                          mode=args.decode, seed=args.seed)

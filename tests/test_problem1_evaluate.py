@@ -164,3 +164,23 @@ def test_evaluate_single_run_writes_files(tiny_run):
     assert "skipped" in results["style_consistency"]
     assert "history_events" in results["mode_recovery"]
 
+
+
+def test_evaluate_rejects_folder_without_checkpoint(tmp_path, capsys):
+    run_dir = tmp_path / "log_only"
+    run_dir.mkdir()
+    (run_dir / "training_log.json").write_text('{"status": "finished", "config": {}}')
+    with pytest.raises(SystemExit) as raised:
+        evaluate.main(["--run", str(run_dir)])
+    assert raised.value.code == 2
+    assert "checkpoint_last.pth not found" in capsys.readouterr().err
+
+
+def test_compare_rejects_foreign_log(tmp_path, capsys):
+    run_dir = tmp_path / "foreign"
+    run_dir.mkdir()
+    (run_dir / "training_log.json").write_text('{"status": "finished", "config": {}}')
+    with pytest.raises(SystemExit) as raised:
+        evaluate.main(["--runs", str(run_dir), "--out", str(tmp_path / "comparison")])
+    assert raised.value.code == 2
+    assert "cannot compare the runs" in capsys.readouterr().err
