@@ -57,7 +57,7 @@ from scipy.stats import entropy
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from problem1.fixes import FIX_CHOICES, make_remedy
+from problem1.fixes import FIX_CHOICES, MINIBATCH_STATISTICS, make_remedy
 from problem1.training_dynamics import discriminator_loss_from_logits, generator_nonsaturating_loss
 from provided.paths import PROBLEM1_RESULTS
 from provided.runtime import atomic_write_json, seed_everything, select_device, software_versions
@@ -81,6 +81,8 @@ UNROLL_STEPS = 5          # k of the unrolled remedy (gradients flow through the
 # uses B = 8, C = 4.
 MINIBATCH_KERNELS = 8     # B of minibatch discrimination
 MINIBATCH_KERNEL_DIM = 4  # C of minibatch discrimination
+MINIBATCH_STATISTIC = "mean"  # closeness averaged over the other samples (the paper sums it)
+MINIBATCH_HIDDEN = 64     # hidden units of the minibatch head (0: the paper's linear head)
 EVAL_SAMPLES = 2500       # generated points scored per run (VEEGAN and PacGAN score 2,500)
 SEEDS = (0, 1, 2)
 WORKERS = 2               # runs trained in parallel, one process each
@@ -233,6 +235,8 @@ class ToySettings:
     unroll_steps: int = UNROLL_STEPS
     minibatch_kernels: int = MINIBATCH_KERNELS
     minibatch_kernel_dim: int = MINIBATCH_KERNEL_DIM
+    minibatch_statistic: str = MINIBATCH_STATISTIC
+    minibatch_hidden: int = MINIBATCH_HIDDEN
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "z_dim", "hidden", "unroll_steps", "minibatch_kernels",
@@ -245,6 +249,12 @@ class ToySettings:
                 raise ValueError(f"invalid {name} {getattr(self, name)!r}: expected a positive float")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"invalid activation {self.activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+        if self.minibatch_statistic not in MINIBATCH_STATISTICS:
+            raise ValueError(f"invalid minibatch_statistic {self.minibatch_statistic!r}: "
+                             f"choose one of {', '.join(MINIBATCH_STATISTICS)}")
+        if isinstance(self.minibatch_hidden, bool) or not isinstance(self.minibatch_hidden, int) \
+                or self.minibatch_hidden < 0:
+            raise ValueError(f"invalid minibatch_hidden {self.minibatch_hidden!r}: expected an integer >= 0")
 
 
 def make_toy_remedy(method: str, settings: ToySettings):
@@ -256,7 +266,8 @@ def make_toy_remedy(method: str, settings: ToySettings):
     if method == "unrolled":
         return make_remedy(method, unroll_steps=settings.unroll_steps)
     if method == "minibatch":
-        return make_remedy(method, num_kernels=settings.minibatch_kernels, kernel_dim=settings.minibatch_kernel_dim)
+        return make_remedy(method, num_kernels=settings.minibatch_kernels, kernel_dim=settings.minibatch_kernel_dim,
+                           statistic=settings.minibatch_statistic, hidden_features=settings.minibatch_hidden)
     return make_remedy(method)
 
 
@@ -476,10 +487,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--activation", choices=tuple(ACTIVATIONS), default=ACTIVATION,
                         help="hidden-layer nonlinearity of both MLPs")
     parser.add_argument("--unroll-steps", type=int, default=UNROLL_STEPS, help="lookahead steps k of the unrolled remedy")
-    parser.add_argument("--minibatch-kernels", type=int, default=MINIBATCH_KERNELS,
+    parser.add_argument("--mbd-kernels", type=int, default=MINIBATCH_KERNELS,
                         help="number of kernels B of minibatch discrimination")
-    parser.add_argument("--minibatch-kernel-dim", type=int, default=MINIBATCH_KERNEL_DIM,
+    parser.add_argument("--mbd-kernel-dim", type=int, default=MINIBATCH_KERNEL_DIM,
                         help="dimension C of each minibatch-discrimination kernel")
+    parser.add_argument("--mbd-statistic", choices=MINIBATCH_STATISTICS, default=MINIBATCH_STATISTIC,
+                        help="average (mean) or sum each sample's closeness to the others")
+    parser.add_argument("--mbd-hidden", type=int, default=MINIBATCH_HIDDEN,
+                        help="hidden units of the minibatch head; 0 gives the paper's linear head")
     parser.add_argument("--eval-samples", type=int, default=EVAL_SAMPLES, help="generated points scored per run")
     parser.add_argument("--workers", type=int, default=WORKERS, help="runs trained in parallel (processes)")
     parser.add_argument("--threads", type=int, default=THREADS, help="torch intra-op CPU threads per worker")
@@ -505,7 +520,8 @@ def main(argv=None) -> list[dict]:
         settings = ToySettings(
             steps=args.steps, batch_size=args.batch_size, g_lr=args.g_lr, d_lr=args.d_lr, z_dim=args.z_dim,
             hidden=args.hidden, activation=args.activation, unroll_steps=args.unroll_steps,
-            minibatch_kernels=args.minibatch_kernels, minibatch_kernel_dim=args.minibatch_kernel_dim,
+            minibatch_kernels=args.mbd_kernels, minibatch_kernel_dim=args.mbd_kernel_dim,
+            minibatch_statistic=args.mbd_statistic, minibatch_hidden=args.mbd_hidden,
         )
         device = select_device(args.device)
     except ValueError as error:

@@ -37,6 +37,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from problem1.fixes import MINIBATCH_STATISTICS, MinibatchDiscrimination
 from problem1.models import NUM_LETTERS, Discriminator, Generator
 from problem1.training_dynamics import (
     LETTERS,
@@ -143,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="minibatch: number of discrimination kernels B")
     remedy.add_argument("--mbd-kernel-dim", type=int, default=None,
                         help="minibatch: dimension C of each kernel")
+    remedy.add_argument("--mbd-statistic", choices=MINIBATCH_STATISTICS, default=None,
+                        help="minibatch: average (mean, the remedy default) or sum the closeness to the other samples")
+    remedy.add_argument("--mbd-hidden", type=int, default=None,
+                        help="minibatch: hidden units of the head after the closeness features; 0 gives the "
+                             "paper's linear head (remedy default 64)")
     return parser
 
 
@@ -171,6 +177,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                           ("--mbd-kernel-dim", args.mbd_kernel_dim)):
         if value is not None and value <= 0:
             parser.error(f"{option} must be a positive integer, got {value}")
+    if args.mbd_hidden is not None and args.mbd_hidden < 0:
+        parser.error(f"--mbd-hidden must be an integer >= 0, got {args.mbd_hidden}")
     if args.resume and args.overwrite:
         parser.error("--resume and --overwrite exclude each other: pick one")
     try:
@@ -195,6 +203,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         ("--unroll-first-order", args.unroll_first_order or None, "unrolled"),
         ("--mbd-kernels", args.mbd_kernels, "minibatch"),
         ("--mbd-kernel-dim", args.mbd_kernel_dim, "minibatch"),
+        ("--mbd-statistic", args.mbd_statistic, "minibatch"),
+        ("--mbd-hidden", args.mbd_hidden, "minibatch"),
     ) if value is not None and args.fix != fix]
     if unused:
         parser.error(f"{', '.join(unused)}: used only with --experiment fixed and the matching --fix; "
@@ -207,7 +217,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def remedy_options(args: argparse.Namespace) -> dict:
-    """Return the keyword arguments for ``make_remedy`` that the command line sets (empty for vanilla)."""
+    """Return the keyword arguments for ``make_remedy`` that the command line sets (empty for vanilla).
+
+    A minibatch run always records its statistic and head size, because their
+    defaults changed: a run stored without them used the sum and a linear head.
+    """
     options = {}
     if args.fix == "unrolled":
         if args.unroll_steps is not None:
@@ -219,6 +233,9 @@ def remedy_options(args: argparse.Namespace) -> dict:
             options["num_kernels"] = args.mbd_kernels
         if args.mbd_kernel_dim is not None:
             options["kernel_dim"] = args.mbd_kernel_dim
+        defaults = MinibatchDiscrimination()
+        options["statistic"] = args.mbd_statistic or defaults.statistic
+        options["hidden_features"] = defaults.hidden_features if args.mbd_hidden is None else args.mbd_hidden
     return options
 
 

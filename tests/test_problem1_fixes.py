@@ -172,18 +172,36 @@ def reference_closeness(features, T, num_kernels, kernel_dim):
     return out
 
 
-def test_minibatch_layer_hand_reference():
+def test_minibatch_layer_sum_hand_reference():
     torch.manual_seed(0)
-    layer = MinibatchDiscriminationLayer(4, num_kernels=3, kernel_dim=2)
+    layer = MinibatchDiscriminationLayer(4, num_kernels=3, kernel_dim=2, statistic="sum")
     features = torch.randn(5, 4) * 0.3
     expected = reference_closeness(features, layer.T.detach(), 3, 2)
     assert torch.allclose(layer.closeness(features), expected, atol=1e-6)
 
 
-def test_minibatch_identical_samples_maximal():
+def test_minibatch_layer_mean_hand_reference():
+    torch.manual_seed(0)
     layer = MinibatchDiscriminationLayer(4, num_kernels=3, kernel_dim=2)
+    assert layer.statistic == "mean"
+    features = torch.randn(5, 4) * 0.3
+    expected = reference_closeness(features, layer.T.detach(), 3, 2) / 4
+    assert torch.allclose(layer.closeness(features), expected, atol=1e-6)
+
+
+def test_minibatch_identical_samples_maximal():
+    summed = MinibatchDiscriminationLayer(4, num_kernels=3, kernel_dim=2, statistic="sum")
+    averaged = MinibatchDiscriminationLayer(4, num_kernels=3, kernel_dim=2)
     features = torch.randn(1, 4).repeat(6, 1)
-    assert torch.allclose(layer.closeness(features), torch.full((6, 3), 5.0))
+    assert torch.allclose(summed.closeness(features), torch.full((6, 3), 5.0))
+    assert torch.allclose(averaged.closeness(features), torch.ones(6, 3))
+
+
+def test_minibatch_rejects_unknown_statistic():
+    with pytest.raises(ValueError, match="statistic 'max'"):
+        MinibatchDiscriminationLayer(4, statistic="max")
+    with pytest.raises(ValueError, match="statistic 'max'"):
+        MinibatchDiscrimination(statistic="max")
 
 
 def test_minibatch_distant_samples_near_zero():
@@ -234,10 +252,23 @@ def test_minibatch_prepare_replaces_classifier():
     head = discriminator.classifier
     assert isinstance(head, MinibatchDiscriminationHead)
     assert head.minibatch.in_features == discriminator.classifier_in_features
-    assert head.linear.in_features == discriminator.classifier_in_features + 10
+    assert head.output[0].in_features == discriminator.classifier_in_features + 10
+    assert head.output[-1].out_features == 1
     remedy.prepare_discriminator(discriminator)
     assert discriminator.classifier is head
     assert discriminator.logits(torch.zeros(4, 1, 28, 28)).shape == (4, 1)
+
+
+def test_minibatch_head_linear_without_hidden_layer():
+    head = MinibatchDiscriminationHead(8, num_kernels=3, kernel_dim=2, hidden_features=0)
+    assert isinstance(head.output, torch.nn.Linear)
+    assert head.output.in_features == 11
+    assert head(torch.randn(5, 8)).shape == (5, 1)
+
+
+def test_minibatch_head_rejects_negative_hidden():
+    with pytest.raises(ValueError, match="hidden_features -1"):
+        MinibatchDiscriminationHead(8, hidden_features=-1)
 
 
 def test_minibatch_generator_loss_nonsaturating():

@@ -289,6 +289,9 @@ def test_bad_data_folder_is_reported_before_any_output(tmp_path, font_dir, capsy
         (["--experiment", "fixed", "--fix", "minibatch", "--unroll-steps", "3"],
          "--unroll-steps: used only with --experiment fixed and the matching --fix"),
         (["--mbd-kernels", "8"], "--mbd-kernels: used only with --experiment fixed"),
+        (["--mbd-statistic", "sum"], "--mbd-statistic: used only with --experiment fixed"),
+        (["--experiment", "fixed", "--fix", "minibatch", "--mbd-hidden", "-1"],
+         "--mbd-hidden must be an integer >= 0, got -1"),
     ],
 )
 def test_cli_rejects_bad_value(arguments, message, font_dir, capsys):
@@ -298,6 +301,16 @@ def test_cli_rejects_bad_value(arguments, message, font_dir, capsys):
         train.parse_args(arguments)
     assert raised.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_minibatch_options_always_recorded(font_dir):
+    # Runs record the statistic and head size even at their defaults, because runs from before
+    # these options existed used the sum and a linear head and must not resume with the new ones.
+    default = train.parse_args(["--experiment", "fixed", "--fix", "minibatch", "--data-dir", str(font_dir)])
+    paper = train.parse_args(["--experiment", "fixed", "--fix", "minibatch", "--mbd-statistic", "sum",
+                              "--mbd-hidden", "0", "--data-dir", str(font_dir)])
+    assert default.remedy_options == {"statistic": "mean", "hidden_features": 64}
+    assert paper.remedy_options == {"statistic": "sum", "hidden_features": 0}
 
 
 def test_default_out_folder_names(font_dir):
