@@ -39,7 +39,7 @@ import torch  # noqa: E402
 from problem2.dataset import DrumPatternDataset  # noqa: E402
 from problem2.evaluate import ENTROPY_SAMPLES, evaluate_model, format_evaluation  # noqa: E402
 from problem2.hierarchical_vae import HierarchicalDrumVAE  # noqa: E402
-from problem2.training_utils import ANNEAL_METHODS, fixed_seed, train_hierarchical_vae  # noqa: E402
+from problem2.training_utils import ANNEAL_METHODS, LR_SCHEDULES, fixed_seed, train_hierarchical_vae  # noqa: E402
 from provided.drum_oracle import DrumOracle  # noqa: E402
 from provided.paths import DEFAULT_DRUM_DIR, PROBLEM2_RESULTS  # noqa: E402
 from provided.runtime import (DEVICE_CHOICES, atomic_torch_save, atomic_write_json,  # noqa: E402
@@ -51,6 +51,7 @@ DEFAULTS = {
     "epochs": 100,
     "batch_size": 32,            # 25 optimizer steps per epoch on the 800 training patterns
     "lr": 1e-3,                  # Adam learning rate
+    "lr_schedule": "constant",   # "cosine" decays the learning rate to 1% of --lr over the run
     "z_high_dim": 4,
     "z_low_dim": 12,
     "conv_channels": 64,         # width of the first encoder convolution (the next two have twice as many)
@@ -69,6 +70,8 @@ DEFAULTS = {
     "iwae_samples": 1000,        # importance samples per pattern for the NLL
     "fresh_samples": 5000,       # oracle draws for the final NLL and KL without the val split's noise; 0 skips it
 }
+# Values that runs stored before a setting existed were trained with.
+STORED_RUN_FALLBACKS = {"lr_schedule": "constant"}
 RUN_FILES = ("training_log.json", "best_model.pth", "last.pth", "evaluation.json")
 RUN_FOLDERS = ("checkpoints", "visualizations")
 
@@ -82,6 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--epochs", type=int, help=f"training epochs (default {DEFAULTS['epochs']})")
     add("--batch-size", type=int, help=f"patterns per optimizer step (default {DEFAULTS['batch_size']})")
     add("--lr", type=float, help=f"Adam learning rate (default {DEFAULTS['lr']})")
+    add("--lr-schedule", choices=LR_SCHEDULES,
+        help=f"learning rate over the run: constant, or a cosine decay to 1%% of --lr (default {DEFAULTS['lr_schedule']})")
     add("--z-high-dim", type=int, help=f"size of z_high, the style level (default {DEFAULTS['z_high_dim']})")
     add("--z-low-dim", type=int, help=f"size of z_low, the variation level (default {DEFAULTS['z_low_dim']})")
     add("--conv-channels", type=int, help=f"channels of the first encoder convolution (default {DEFAULTS['conv_channels']})")
@@ -149,7 +154,7 @@ def resolve_config(args: argparse.Namespace, stored: dict | None) -> dict:
                                 for key, (new, old) in conflicts.items())
             raise ValueError(f"--resume continues the stored run, but these settings differ: {listing}; "
                              "drop them, or start a new run with --out DIR")
-        config = {**DEFAULTS, **stored}
+        config = {**DEFAULTS, **STORED_RUN_FALLBACKS, **stored}
     for key in ("epochs", "batch_size", "z_high_dim", "z_low_dim", "iwae_samples"):
         if config[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {config[key]}")
@@ -356,7 +361,7 @@ def run(argv=None) -> dict:
                                anneal=config["anneal"], n_cycles=config["n_cycles"],
                                anneal_ratio=config["anneal_ratio"], free_bits=config["free_bits"],
                                free_bits_high=config["free_bits_high"], kl_high_weight=config["kl_high_weight"],
-                               optimizer=optimizer, start_epoch=start_epoch, history=history,
+                               lr=config["lr"], lr_schedule=config["lr_schedule"], optimizer=optimizer, start_epoch=start_epoch, history=history,
                                on_epoch_end=on_epoch_end, progress=not args.no_progress)
     except KeyboardInterrupt:
         if (out / "training_log.json").exists():

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from problem2.hierarchical_vae import HierarchicalDrumVAE, VAEOutput
 
 ANNEAL_METHODS = ("cyclical", "linear", "sigmoid", "none")
+LR_SCHEDULES = ("constant", "cosine")
 ACTIVE_UNIT_THRESHOLD = 0.01  # Burda et al. 2016: a unit is active when Var_x(E_q[u | x]) > 0.01
 LOG_2PI = math.log(2 * math.pi)
 
@@ -210,6 +211,23 @@ def temperature_annealing_schedule(epoch: float, total_epochs: int = 100, start:
     return float(start * (end / start) ** progress)
 
 
+def learning_rate_schedule(epoch: int, base_lr: float, schedule: str = "constant", total_epochs: int = 100,
+                           final_ratio: float = 0.01) -> float:
+    """Return the learning rate of a 0-based ``epoch``.
+
+    "constant" keeps ``base_lr``. "cosine" follows SGDR's cosine curve
+    (Loshchilov and Hutter 2017) without restarts, from ``base_lr`` at epoch 0
+    down to ``final_ratio * base_lr`` at the last epoch.
+    """
+    if schedule not in LR_SCHEDULES:
+        raise ValueError(f"unknown learning-rate schedule {schedule!r}: choose one of {', '.join(LR_SCHEDULES)}")
+    if schedule == "constant":
+        return base_lr
+    progress = min(1.0, epoch / max(1, total_epochs - 1))
+    final_lr = final_ratio * base_lr
+    return final_lr + 0.5 * (base_lr - final_lr) * (1.0 + math.cos(math.pi * progress))
+
+
 # ---------------------------------------------------------------------------
 # Data and random-state helpers
 
@@ -341,6 +359,7 @@ def train_hierarchical_vae(model: HierarchicalDrumVAE, data_loader, num_epochs: 
                            val_data=None, lr: float = 1e-3, anneal: str = "cyclical", n_cycles: int = 4,
                            anneal_ratio: float = 0.5, free_bits: float = 0.0,
                            free_bits_high: float | None = None, kl_high_weight: float = 1.0,
+                           lr_schedule: str = "constant",
                            optimizer: torch.optim.Optimizer | None = None, start_epoch: int = 0,
                            history: dict | None = None,
                            on_epoch_end: Callable[[int, dict], None] | None = None,
@@ -351,7 +370,8 @@ def train_hierarchical_vae(model: HierarchicalDrumVAE, data_loader, num_epochs: 
     anneal, num_epochs, n_cycles, anneal_ratio)`` and the z_high KL with
     ``kl_high_weight`` * beta, and applies the per-dimension floors
     ``free_bits`` (z_low, and z_high unless ``free_bits_high`` is given), in
-    nats. The history is {"epochs": [record, ...]}, one
+    nats. ``lr_schedule`` sets the learning rate of each epoch from ``lr``
+    (``learning_rate_schedule``). The history is {"epochs": [record, ...]}, one
     record per epoch with the training means, beta, temperature, and, when
     ``val_data`` is given, the true validation ELBO and its terms (``val_*``)
     and the active units per level. ``on_epoch_end(epoch, record)`` runs after
@@ -369,11 +389,14 @@ def train_hierarchical_vae(model: HierarchicalDrumVAE, data_loader, num_epochs: 
     for epoch in range(start_epoch, num_epochs):
         beta = kl_anneal_schedule(epoch, anneal, num_epochs, n_cycles, anneal_ratio)
         temperature = temperature_annealing_schedule(epoch, num_epochs)
+        learning_rate = learning_rate_schedule(epoch, lr, lr_schedule, num_epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate
         train_terms = train_one_epoch(model, optimizer, data_loader, device, beta, kl_high_weight * beta,
                                       free_bits, free_bits_high, progress=progress,
                                       description=f"epoch {epoch + 1}/{num_epochs}")
         record = {"epoch": epoch + 1, "beta": beta, "beta_high": kl_high_weight * beta,
-                  "temperature": temperature}
+                  "temperature": temperature, "lr": learning_rate}
         record.update({f"train_{key}": value for key, value in train_terms.items()})
 
         if val_data is not None:

@@ -150,7 +150,8 @@ def test_overwrite_replaces_run(subset_dir, tmp_path):
 # Resume
 
 def test_resume_matches_uninterrupted_run(subset_dir, tmp_path, monkeypatch):
-    arguments = ["--epochs", "4", "--eval-every", "0", "--fresh-samples", "0"]
+    # The cosine schedule makes the learning rate depend on the epoch, which the resumed run must restore.
+    arguments = ["--epochs", "4", "--eval-every", "0", "--fresh-samples", "0", "--lr-schedule", "cosine"]
     assert run_training(tmp_path / "whole", subset_dir, *arguments) == 0
 
     # Interrupt the second run during its third epoch, as Ctrl-C would.
@@ -173,6 +174,30 @@ def test_resume_matches_uninterrupted_run(subset_dir, tmp_path, monkeypatch):
     split = torch.load(tmp_path / "split" / "last.pth", weights_only=True)["model_state"]
     assert all(torch.equal(whole[name], split[name]) for name in whole)
     assert read_log(tmp_path / "split")["epochs"] == read_log(tmp_path / "whole")["epochs"]
+
+
+def test_resume_of_run_without_lr_schedule(subset_dir, tmp_path, monkeypatch):
+    # A run stored before --lr-schedule existed was trained at a constant learning rate.
+    original = training_utils.train_one_epoch
+    calls = {"count": 0}
+
+    def interrupted(*args, **kwargs):
+        calls["count"] += 1
+        if calls["count"] == 2:
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    out = tmp_path / "old"
+    arguments = ["--epochs", "2", "--eval-every", "0", "--fresh-samples", "0"]
+    monkeypatch.setattr(training_utils, "train_one_epoch", interrupted)
+    assert run_training(out, subset_dir, *arguments) == 130
+    monkeypatch.setattr(training_utils, "train_one_epoch", original)
+    state = torch.load(out / "last.pth", weights_only=True)
+    del state["config"]["lr_schedule"]
+    torch.save(state, out / "last.pth")
+
+    assert run_training(out, subset_dir, *arguments, "--resume") == 0
+    assert [record["lr"] for record in read_log(out)["epochs"]] == [1e-3, 1e-3]
 
 
 def test_resume_without_run_fails(subset_dir, tmp_path, capsys):

@@ -12,6 +12,7 @@ from problem2.training_utils import (
     compute_hierarchical_elbo,
     gaussian_kl,
     kl_anneal_schedule,
+    learning_rate_schedule,
     temperature_annealing_schedule,
 )
 
@@ -161,6 +162,23 @@ def test_temperature_schedule_endpoints():
     assert temperature_annealing_schedule(0, total_epochs=11, start=2.0, end=0.5) == pytest.approx(2.0)
     assert temperature_annealing_schedule(10, total_epochs=11, start=2.0, end=0.5) == pytest.approx(0.5)
     assert temperature_annealing_schedule(5, total_epochs=11, start=2.0, end=0.5) == pytest.approx(1.0)
+
+
+def test_cosine_learning_rate_values():
+    # Halfway through, the cosine curve is the mean of the first and last learning rates.
+    assert learning_rate_schedule(0, 1e-3, "cosine", total_epochs=11) == pytest.approx(1e-3)
+    assert learning_rate_schedule(5, 1e-3, "cosine", total_epochs=11) == pytest.approx(0.5 * (1e-3 + 1e-5))
+    assert learning_rate_schedule(10, 1e-3, "cosine", total_epochs=11) == pytest.approx(1e-5)
+
+
+def test_constant_learning_rate_values():
+    assert learning_rate_schedule(0, 2e-3, "constant", total_epochs=11) == 2e-3
+    assert learning_rate_schedule(10, 2e-3, "constant", total_epochs=11) == 2e-3
+
+
+def test_learning_rate_schedule_unknown_name():
+    with pytest.raises(ValueError, match="unknown learning-rate schedule 'step'"):
+        learning_rate_schedule(0, 1e-3, "step")
 
 
 # ---------------------------------------------------------------------------
