@@ -334,7 +334,7 @@ class _LookaheadOptimizerState:
         return param - (settings["lr"] / bias_correction1) * exp_avg / denominator
 
 
-# How MinibatchDiscriminationLayer pools a sample's closeness to the others.
+# Statistics that pool a sample's closeness to the others in MinibatchDiscriminationLayer.
 MINIBATCH_STATISTICS = ("mean", "sum")
 
 
@@ -413,9 +413,9 @@ class MinibatchDiscriminationHead(nn.Module):
     With ``hidden_features`` = 0 the logit is linear in the closeness
     statistics, as in the paper, so D can only score "closer together" as
     uniformly more real or more fake. When real batches are themselves
-    tightly clustered (2-D mixtures with small modes), D that sees diffuse
-    fakes learns "closer is more real", and that rewards a generator that
-    collapses. A hidden layer (Linear, LeakyReLU 0.2, Linear) lets D prefer
+    tightly clustered (2-D mixtures with small modes), a D trained against
+    diffuse fakes learns "closer is more real", and that rewards a generator
+    that collapses. A hidden layer (Linear, LeakyReLU 0.2, Linear) lets D prefer
     the closeness that real batches have.
     """
 
