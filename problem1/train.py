@@ -37,7 +37,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from problem1.fixes import MINIBATCH_STATISTICS, MinibatchDiscrimination
+from problem1.fixes import MINIBATCH_STATISTICS, MinibatchDiscrimination, UnrolledGAN
 from problem1.models import NUM_LETTERS, Discriminator, Generator
 from problem1.training_dynamics import (
     LETTERS,
@@ -216,27 +216,55 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def remedy_options(args: argparse.Namespace) -> dict:
-    """Return the keyword arguments for ``make_remedy`` that the command line sets (empty for vanilla).
+# The remedy options each checkpoint records, with the command-line flag that sets each one.
+REMEDY_OPTION_FLAGS = {
+    "unroll_steps": "--unroll-steps",
+    "differentiate_through_unroll": "--unroll-first-order",
+    "num_kernels": "--mbd-kernels",
+    "kernel_dim": "--mbd-kernel-dim",
+    "statistic": "--mbd-statistic",
+    "hidden_features": "--mbd-hidden",
+}
+# Remedy options that checkpoints from before they were always recorded leave out, with the
+# values those runs trained with. Minibatch runs then summed the closeness and had a linear head.
+MISSING_REMEDY_OPTIONS = {
+    "unrolled": {"unroll_steps": 5, "differentiate_through_unroll": True},
+    "minibatch": {"num_kernels": 100, "kernel_dim": 5, "statistic": "sum", "hidden_features": 0},
+}
 
-    A minibatch run always records its statistic and head size, because their
-    defaults changed: a run stored without them used the sum and a linear head.
+
+def remedy_options(args: argparse.Namespace) -> dict:
+    """Return the keyword arguments for ``make_remedy``, defaults filled in (empty for vanilla and feature matching).
+
+    Every option is recorded, so a resumed run can tell a default value from
+    a changed one.
     """
-    options = {}
     if args.fix == "unrolled":
-        if args.unroll_steps is not None:
-            options["unroll_steps"] = args.unroll_steps
-        if args.unroll_first_order:
-            options["differentiate_through_unroll"] = False
-    elif args.fix == "minibatch":
-        if args.mbd_kernels is not None:
-            options["num_kernels"] = args.mbd_kernels
-        if args.mbd_kernel_dim is not None:
-            options["kernel_dim"] = args.mbd_kernel_dim
+        defaults = UnrolledGAN()
+        return {
+            "unroll_steps": defaults.unroll_steps if args.unroll_steps is None else args.unroll_steps,
+            "differentiate_through_unroll": not args.unroll_first_order,
+        }
+    if args.fix == "minibatch":
         defaults = MinibatchDiscrimination()
-        options["statistic"] = args.mbd_statistic or defaults.statistic
-        options["hidden_features"] = defaults.hidden_features if args.mbd_hidden is None else args.mbd_hidden
-    return options
+        return {
+            "num_kernels": defaults.num_kernels if args.mbd_kernels is None else args.mbd_kernels,
+            "kernel_dim": defaults.kernel_dim if args.mbd_kernel_dim is None else args.mbd_kernel_dim,
+            "statistic": args.mbd_statistic or defaults.statistic,
+            "hidden_features": defaults.hidden_features if args.mbd_hidden is None else args.mbd_hidden,
+        }
+    return {}
+
+
+def remedy_option_differences(fix: str | None, stored: dict, current: dict) -> list[str]:
+    """Return one message per remedy option whose stored value differs from the current one."""
+    stored = {**MISSING_REMEDY_OPTIONS.get(fix, {}), **stored}
+    differences = []
+    for key in sorted(set(stored) | set(current)):
+        if stored.get(key) != current.get(key):
+            flag = REMEDY_OPTION_FLAGS.get(key, key)
+            differences.append(f"{flag} setting {key} was {stored.get(key)!r}, now {current.get(key)!r}")
+    return differences
 
 
 def run_config(args: argparse.Namespace) -> dict:
@@ -306,8 +334,11 @@ def prepare_run_folder(args: argparse.Namespace) -> dict | None:
         differences = [
             f"--{key.replace('_', '-')} was {stored.get(key)!r}, now {current[key]!r}"
             for key in TRAJECTORY_OPTIONS
-            if stored.get(key) != current[key]
+            if key != "remedy_options" and stored.get(key) != current[key]
         ]
+        if stored.get("fix") == current["fix"]:
+            differences += remedy_option_differences(current["fix"], stored.get("remedy_options") or {},
+                                                     current["remedy_options"])
         if differences:
             raise RunFolderError(
                 f"cannot resume {out}: " + "; ".join(differences) + ". Pass the original values to resume."

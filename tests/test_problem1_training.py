@@ -303,14 +303,40 @@ def test_cli_rejects_bad_value(arguments, message, font_dir, capsys):
     assert message in capsys.readouterr().err
 
 
-def test_minibatch_options_always_recorded(font_dir):
-    # Runs record the statistic and head size even at their defaults, because runs from before
-    # these options existed used the sum and a linear head and must not resume with the new ones.
-    default = train.parse_args(["--experiment", "fixed", "--fix", "minibatch", "--data-dir", str(font_dir)])
-    paper = train.parse_args(["--experiment", "fixed", "--fix", "minibatch", "--mbd-statistic", "sum",
-                              "--mbd-hidden", "0", "--data-dir", str(font_dir)])
-    assert default.remedy_options == {"statistic": "mean", "hidden_features": 64}
-    assert paper.remedy_options == {"statistic": "sum", "hidden_features": 0}
+def test_remedy_options_always_recorded(font_dir):
+    # Every option is recorded with its default filled in, so resuming with a default value given
+    # explicitly matches the stored run.
+    fixed = ["--experiment", "fixed", "--data-dir", str(font_dir)]
+    default = train.parse_args([*fixed, "--fix", "minibatch"])
+    paper = train.parse_args([*fixed, "--fix", "minibatch", "--mbd-statistic", "sum", "--mbd-hidden", "0"])
+    unrolled = train.parse_args([*fixed, "--fix", "unrolled", "--unroll-steps", "3", "--unroll-first-order"])
+    assert default.remedy_options == {"num_kernels": 100, "kernel_dim": 5, "statistic": "mean", "hidden_features": 64}
+    assert paper.remedy_options == {"num_kernels": 100, "kernel_dim": 5, "statistic": "sum", "hidden_features": 0}
+    assert unrolled.remedy_options == {"unroll_steps": 3, "differentiate_through_unroll": False}
+    assert train.parse_args([*fixed, "--fix", "feature_matching"]).remedy_options == {}
+
+
+def test_remedy_differences_name_flags():
+    current = {"num_kernels": 100, "kernel_dim": 5, "statistic": "mean", "hidden_features": 32}
+    stored = {"num_kernels": 100, "kernel_dim": 5, "statistic": "mean", "hidden_features": 64}
+    differences = train.remedy_option_differences("minibatch", stored, current)
+    assert differences == ["--mbd-hidden setting hidden_features was 64, now 32"]
+
+
+def test_remedy_differences_old_minibatch_run():
+    # A minibatch checkpoint that recorded no options trained with the summed closeness and a linear head.
+    paper = {"num_kernels": 100, "kernel_dim": 5, "statistic": "sum", "hidden_features": 0}
+    default = {"num_kernels": 100, "kernel_dim": 5, "statistic": "mean", "hidden_features": 64}
+    assert train.remedy_option_differences("minibatch", {}, paper) == []
+    differences = train.remedy_option_differences("minibatch", {}, default)
+    assert len(differences) == 2
+    assert differences[0].startswith("--mbd-hidden")
+    assert differences[1].startswith("--mbd-statistic")
+
+
+def test_remedy_differences_old_unrolled_run():
+    assert train.remedy_option_differences("unrolled", {"unroll_steps": 3},
+                                           {"unroll_steps": 3, "differentiate_through_unroll": True}) == []
 
 
 def test_default_out_folder_names(font_dir):
