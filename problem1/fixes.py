@@ -452,7 +452,7 @@ class MinibatchDiscrimination(Remedy):
 
     The defaults differ from the paper in two ways, both chosen on the 2-D
     ring of problem1/toy_mixture.py (batch 256, B = 8, C = 4, 2,000 steps,
-    seeds 0-2): the closeness is averaged rather than summed, and the head
+    both learning rates 1e-3, seeds 0-2): the closeness is averaged rather than summed, and the head
     has a hidden layer. The paper's form (``statistic="sum"``,
     ``hidden_features=0``) covered 1, 0 and 1 of the 8 modes there, and this
     form covered 7, 8 and 7. Summing over 255 other samples puts o in the
