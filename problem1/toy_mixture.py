@@ -478,7 +478,8 @@ def plot_samples(records: list[dict], path: Path) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Vanilla GAN and the remedies on 2-D Gaussian mixtures with known modes.")
+    parser = argparse.ArgumentParser(description="Vanilla GAN and the remedies on 2-D Gaussian mixtures with known modes.",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, default=list(DATASETS), help="mixtures to run")
     parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
                         help="vanilla GAN and/or remedies to run")
@@ -518,9 +519,15 @@ def main(argv=None) -> list[dict]:
         # Options given on the command line still override the --quick values.
         parser.set_defaults(**QUICK_OPTIONS)
         args = parser.parse_args(argv)
-    for option in ("eval_samples", "workers", "threads"):
+    for option in ("eval_samples", "workers", "threads", "steps", "batch_size", "z_dim", "hidden", "unroll_steps",
+                   "mbd_kernels", "mbd_kernel_dim"):
         if getattr(args, option) < 1:
-            raise SystemExit(f"invalid --{option.replace('_', '-')} {getattr(args, option)}: expected an integer >= 1")
+            parser.error(f"invalid --{option.replace('_', '-')} {getattr(args, option)}: expected an integer >= 1")
+    if args.mbd_hidden < 0:
+        parser.error(f"invalid --mbd-hidden {args.mbd_hidden}: expected an integer >= 0")
+    for option in ("g_lr", "d_lr"):
+        if not (math.isfinite(getattr(args, option)) and getattr(args, option) > 0):
+            parser.error(f"invalid --{option.replace('_', '-')} {getattr(args, option)}: expected a positive number")
     try:
         settings = ToySettings(
             steps=args.steps, batch_size=args.batch_size, g_lr=args.g_lr, d_lr=args.d_lr, z_dim=args.z_dim,

@@ -155,6 +155,17 @@ def test_quick_benchmark_writes_outputs(tmp_path):
     assert "| ring | vanilla |" in (tmp_path / "results.md").read_text()
 
 
-def test_cli_rejects_bad_steps(tmp_path):
-    with pytest.raises(SystemExit, match="invalid steps 0"):
-        toy_mixture.main(["--steps", "0", "--out", str(tmp_path)])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--steps", "0"], "invalid --steps 0: expected an integer >= 1"),
+        (["--mbd-hidden", "-1"], "invalid --mbd-hidden -1: expected an integer >= 0"),
+        (["--mbd-kernels", "0"], "invalid --mbd-kernels 0"),
+        (["--d-lr", "0"], "invalid --d-lr 0.0: expected a positive number"),
+    ],
+)
+def test_cli_rejects_bad_value(arguments, message, tmp_path, capsys):
+    with pytest.raises(SystemExit) as raised:
+        toy_mixture.main([*arguments, "--out", str(tmp_path)])
+    assert raised.value.code == 2
+    assert message in capsys.readouterr().err
