@@ -87,10 +87,19 @@ def _fix_choices() -> tuple[str, ...]:
 # --------------------------------------------------------------------------- command line
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Show each option's default, except a None default, which stands for "the remedy's own"."""
+
+    def _get_help_string(self, action):
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description="Train the letter DCGAN (vanilla or with a mode-collapse remedy).",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=DefaultsHelpFormatter,
     )
     parser.add_argument("--experiment", choices=EXPERIMENTS, default="vanilla",
                         help="vanilla GAN, or 'fixed' to train with the remedy named by --fix")
@@ -137,13 +146,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     remedy = parser.add_argument_group("remedy options (defaults: the remedy's own)")
     remedy.add_argument("--unroll-steps", type=int, default=None,
-                        help="unrolled: lookahead discriminator steps k")
+                        help="unrolled: lookahead discriminator steps k (remedy default 5)")
     remedy.add_argument("--unroll-first-order", action="store_true",
                         help="unrolled: do not differentiate through the lookahead steps")
     remedy.add_argument("--mbd-kernels", type=int, default=None,
-                        help="minibatch: number of discrimination kernels B")
+                        help="minibatch: number of discrimination kernels B (remedy default 100)")
     remedy.add_argument("--mbd-kernel-dim", type=int, default=None,
-                        help="minibatch: dimension C of each kernel")
+                        help="minibatch: dimension C of each kernel (remedy default 5)")
     remedy.add_argument("--mbd-statistic", choices=MINIBATCH_STATISTICS, default=None,
                         help="minibatch: average (mean, the remedy default) or sum the closeness to the other samples")
     remedy.add_argument("--mbd-hidden", type=int, default=None,

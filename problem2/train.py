@@ -181,6 +181,10 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
             raise FileNotFoundError(f"{out / 'last.pth'} not found: there is no run to resume in {out}")
         return
     if existing and not overwrite:
+        if "last.pth" not in existing:
+            # A run stopped inside its first epoch's saving leaves best_model.pth without last.pth.
+            raise FileExistsError(f"{out} contains files of a run without last.pth ({', '.join(existing)}), so it "
+                                  "cannot be resumed: pass --overwrite to replace it, or --out DIR for a new folder")
         raise FileExistsError(f"{out} already contains a run ({', '.join(existing)}): pass --resume to continue "
                               "it, --overwrite to replace it, or --out DIR for a new folder")
     for name in existing:

@@ -133,6 +133,16 @@ def test_refuses_to_overwrite_run(finished_run, subset_dir, capsys):
     assert "--overwrite" in capsys.readouterr().err
 
 
+def test_run_without_last_checkpoint_needs_overwrite(subset_dir, tmp_path, capsys):
+    out = tmp_path / "stopped"
+    out.mkdir()
+    (out / "best_model.pth").write_bytes(b"written before the first last.pth")
+    assert run_training(out, subset_dir, "--epochs", "1") == 1
+    message = capsys.readouterr().err
+    assert "without last.pth" in message
+    assert "pass --overwrite" in message
+
+
 def test_resume_rejects_changed_setting(finished_run, subset_dir, capsys):
     code = run_training(finished_run, subset_dir, "--epochs", "6", "--resume")
     assert code == 1
