@@ -88,7 +88,7 @@ def _fix_choices() -> tuple[str, ...]:
 
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
-    """Show each option's default, except a None default, which stands for "the remedy's own"."""
+    """Show each option's default, except a None default, whose meaning the option's help states."""
 
     def _get_help_string(self, action):
         if action.default is None:
