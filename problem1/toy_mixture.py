@@ -36,7 +36,7 @@ method, lowest seed). The unrolled and minibatch runs take most of the time.
 
 5,000 steps (the default) are not enough for every method to converge on
 the grid. There, a method whose samples still cover the whole square with a
-few percent near a mode has not collapsed, it is slow, so read the
+few percent near a mode has not collapsed but is slow, so read the
 high-quality share beside the modes covered. Use ``--steps`` for longer runs.
 """
 from __future__ import annotations
@@ -95,7 +95,7 @@ COVERAGE_SHARE = 0.2      # a mode is covered at >= this fraction of its fair sh
 HIGH_QUALITY_STDS = 3.0   # high-quality radius, in standard deviations of a mode
 
 # --quick: small enough for a unit test; too short for any method to converge.
-# D learns at 1e-3 here: at the default 1e-4, 200 steps leave every method's samples far from the modes.
+# D learns at 1e-3 here, because at the default 1e-4, 200 steps leave every method's samples far from the modes.
 QUICK_OPTIONS = {"datasets": ["ring"], "seeds": [0, 1], "steps": 200, "batch_size": 64, "unroll_steps": 2,
                  "eval_samples": 1000, "d_lr": 1e-3}
 QUICK_DESCRIPTION = "ring only, seeds 0 1, 200 steps of batch 64, D learning rate 1e-3, k = 2, 1,000 scored points"

@@ -70,8 +70,8 @@ DEFAULTS = {
     "iwae_samples": 1000,        # importance samples per pattern for the NLL
     "fresh_samples": 5000,       # oracle draws for the final NLL and KL without the val split's noise; 0 skips it
 }
-# Values that runs stored before a setting existed were trained with.
-STORED_RUN_FALLBACKS = {"lr_schedule": "constant"}
+# Settings that runs stored before the setting existed lack, with the value those runs used.
+MISSING_OPTION_DEFAULTS = {"lr_schedule": "constant"}
 RUN_FILES = ("training_log.json", "best_model.pth", "last.pth", "evaluation.json")
 RUN_FOLDERS = ("checkpoints", "visualizations")
 
@@ -154,7 +154,7 @@ def resolve_config(args: argparse.Namespace, stored: dict | None) -> dict:
                                 for key, (new, old) in conflicts.items())
             raise ValueError(f"--resume continues the stored run, but these settings differ: {listing}; "
                              "drop them, or start a new run with --out DIR")
-        config = {**DEFAULTS, **STORED_RUN_FALLBACKS, **stored}
+        config = {**DEFAULTS, **MISSING_OPTION_DEFAULTS, **stored}
     for key in ("epochs", "batch_size", "z_high_dim", "z_low_dim", "iwae_samples"):
         if config[key] < 1:
             raise ValueError(f"--{key.replace('_', '-')} must be >= 1, got {config[key]}")
@@ -182,7 +182,7 @@ def prepare_run_folder(out: Path, resume: bool, overwrite: bool) -> None:
         return
     if existing and not overwrite:
         if "last.pth" not in existing:
-            # A run stopped inside its first epoch's saving leaves best_model.pth without last.pth.
+            # A run interrupted while saving its first epoch can leave best_model.pth without last.pth.
             raise FileExistsError(f"{out} contains files of a run without last.pth ({', '.join(existing)}), so it "
                                   "cannot be resumed: pass --overwrite to replace it, or --out DIR for a new folder")
         raise FileExistsError(f"{out} already contains a run ({', '.join(existing)}): pass --resume to continue "

@@ -159,24 +159,30 @@ def test_overwrite_replaces_run(subset_dir, tmp_path):
 # ---------------------------------------------------------------------------
 # Resume
 
-def test_resume_matches_uninterrupted_run(subset_dir, tmp_path, monkeypatch):
-    # The cosine schedule makes the learning rate depend on the epoch, which the resumed run must restore.
-    arguments = ["--epochs", "4", "--eval-every", "0", "--fresh-samples", "0", "--lr-schedule", "cosine"]
-    assert run_training(tmp_path / "whole", subset_dir, *arguments) == 0
-
-    # Interrupt the second run during its third epoch, as Ctrl-C would.
+def run_interrupted(out, data_dir, monkeypatch, epoch, *arguments):
+    """Run training that Ctrl-C stops during its ``epoch``-th epoch (1-based); return the exit code."""
     original = training_utils.train_one_epoch
     calls = {"count": 0}
 
     def interrupted(*args, **kwargs):
         calls["count"] += 1
-        if calls["count"] == 3:
+        if calls["count"] == epoch:
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
     monkeypatch.setattr(training_utils, "train_one_epoch", interrupted)
-    assert run_training(tmp_path / "split", subset_dir, *arguments) == 130
-    monkeypatch.setattr(training_utils, "train_one_epoch", original)
+    try:
+        return run_training(out, data_dir, *arguments)
+    finally:
+        monkeypatch.setattr(training_utils, "train_one_epoch", original)
+
+
+def test_resume_matches_uninterrupted_run(subset_dir, tmp_path, monkeypatch):
+    # The cosine schedule makes the learning rate depend on the epoch, which the resumed run must restore.
+    arguments = ["--epochs", "4", "--eval-every", "0", "--fresh-samples", "0", "--lr-schedule", "cosine"]
+    assert run_training(tmp_path / "whole", subset_dir, *arguments) == 0
+
+    assert run_interrupted(tmp_path / "split", subset_dir, monkeypatch, 3, *arguments) == 130
     assert len(read_log(tmp_path / "split")["epochs"]) == 2
 
     assert run_training(tmp_path / "split", subset_dir, *arguments, "--resume") == 0
@@ -188,20 +194,9 @@ def test_resume_matches_uninterrupted_run(subset_dir, tmp_path, monkeypatch):
 
 def test_resume_of_run_without_lr_schedule(subset_dir, tmp_path, monkeypatch):
     # A run stored before --lr-schedule existed was trained at a constant learning rate.
-    original = training_utils.train_one_epoch
-    calls = {"count": 0}
-
-    def interrupted(*args, **kwargs):
-        calls["count"] += 1
-        if calls["count"] == 2:
-            raise KeyboardInterrupt
-        return original(*args, **kwargs)
-
     out = tmp_path / "old"
     arguments = ["--epochs", "2", "--eval-every", "0", "--fresh-samples", "0"]
-    monkeypatch.setattr(training_utils, "train_one_epoch", interrupted)
-    assert run_training(out, subset_dir, *arguments) == 130
-    monkeypatch.setattr(training_utils, "train_one_epoch", original)
+    assert run_interrupted(out, subset_dir, monkeypatch, 2, *arguments) == 130
     state = torch.load(out / "last.pth", weights_only=True)
     del state["config"]["lr_schedule"]
     torch.save(state, out / "last.pth")
